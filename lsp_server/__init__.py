@@ -1,0 +1,1 @@
+"""The pilotfish language server and the completion core it serves."""

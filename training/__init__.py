@@ -1,0 +1,1 @@
+"""Repository adapters: git history -> FIM dataset -> LoRA -> evaluation gate -> export."""
