@@ -1,0 +1,1 @@
+"""The completion core: named stages from cursor to suggestion, shared with training."""

@@ -1,0 +1,57 @@
+"""Choose and load the generator for the configured model, backend and device."""
+
+from __future__ import annotations
+
+import logging
+
+from ..errors import UserError
+from ..models.resolve import resolve_model
+from ..settings import ModelSettings
+from .generate import Generator
+from .hf_backend import pick_device
+from .llamacpp_backend import LlamaCppGenerator, llamacpp_available
+
+log = logging.getLogger(__name__)
+
+
+def choose_backend(settings: ModelSettings, *, has_gguf: bool, has_folder: bool) -> str:
+    """Resolve ``auto``: a remote server if a URL is set, llama.cpp on CPU, else transformers."""
+    if settings.backend != "auto":
+        return settings.backend
+    if settings.url:
+        return "openai"
+    on_cpu = pick_device(settings.device) == "cpu"
+    if has_gguf and (on_cpu or not has_folder) and llamacpp_available():
+        return "llamacpp"
+    return "transformers"
+
+
+def load_generator(settings: ModelSettings) -> Generator:
+    """Load the model named in ``settings`` on the chosen backend."""
+    if settings.backend == "openai" or (settings.backend == "auto" and settings.url):
+        raise UserError("the OpenAI-compatible remote backend is not available in this version")
+    model = resolve_model(settings.name)
+    backend = choose_backend(
+        settings, has_gguf=model.gguf is not None, has_folder=model.folder is not None
+    )
+    log.info("loading %s on %s (%s)", model.name, backend, settings.device)
+    if backend == "llamacpp":
+        if model.gguf is None:
+            raise UserError(f"backend llamacpp needs a .gguf file; {model.name} has none")
+        if not llamacpp_available():
+            raise UserError(
+                "backend llamacpp needs llama-cpp-python: pip install 'pilotfish[llamacpp]'"
+            )
+        return LlamaCppGenerator(model.gguf, model_id=model.name, threads=settings.threads)
+    if model.folder is None:
+        raise UserError(
+            f"{model.name} is a .gguf file: serve it with backend llamacpp, or pull a folder"
+        )
+    from .hf_backend import TransformersGenerator
+
+    try:
+        return TransformersGenerator(
+            model.folder, model_id=model.name, device=settings.device, threads=settings.threads
+        )
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from exc

@@ -1,0 +1,140 @@
+"""llama.cpp backend (llama-cpp-python): the fast CPU path, serving the GGUF directly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
+
+log = logging.getLogger(__name__)
+
+ADAPTER_GGUF = "adapter.gguf"
+
+
+def llamacpp_available() -> bool:
+    """Whether llama-cpp-python is installed."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class LlamaCppGenerator:
+    """A GGUF model served by llama.cpp; its own KV cache reuses the common prompt prefix."""
+
+    backend = "llamacpp"
+
+    def __init__(self, gguf: Path, *, model_id: str, threads: int = 0, n_ctx: int = 4096) -> None:
+        self.device = "cpu"
+        self.model_id = model_id
+        self._gguf = gguf
+        self._threads = threads or (os.cpu_count() or 1)
+        self._n_ctx = n_ctx
+        self._adapter: str | None = None
+        self._lock = threading.Lock()
+        self._llm: Any = self._load(None)
+
+    def _load(self, lora: Path | None) -> Any:
+        from llama_cpp import Llama
+
+        return Llama(
+            model_path=str(self._gguf),
+            n_ctx=self._n_ctx,
+            n_threads=self._threads,
+            n_threads_batch=self._threads,
+            lora_path=str(lora) if lora else None,
+            verbose=False,
+        )
+
+    @property
+    def adapter(self) -> str | None:
+        """Name of the adapter in use, if any."""
+        return self._adapter
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes."""
+        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True))
+
+    def has_token(self, text: str) -> bool:
+        """Whether ``text`` is one token of the vocabulary."""
+        return len(self._llm.tokenize(text.encode(), add_bos=False, special=True)) == 1
+
+    def set_adapter(self, adapter: Path | None) -> None:
+        """Reload with the adapter's GGUF LoRA file (``adapter.gguf`` in the adapter folder)."""
+        lora = None
+        if adapter is not None:
+            lora = adapter / ADAPTER_GGUF
+            if not lora.is_file():
+                raise FileNotFoundError(
+                    f"adapter {adapter} has no {ADAPTER_GGUF} for llama.cpp; "
+                    "re-export it with `pilotfish adapters use` or serve with the transformers "
+                    "backend"
+                )
+        with self._lock:
+            self._llm = self._load(lora)
+            self._adapter = adapter.name if adapter else None
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
+        """Greedy decoding; llama.cpp re-evaluates only the prompt tokens that changed."""
+        with self._lock:
+            llm = self._llm
+            ids = llm.tokenize(request.prompt.encode(), add_bos=False, special=True)
+            budget = self._n_ctx - request.max_tokens - 1
+            if len(ids) > budget:
+                ids = ids[-budget:]
+            reused = common_prefix_length(list(llm._input_ids), ids)
+            start = time.perf_counter()
+            scanner = StopScanner(request.stop, request.max_lines)
+            eos = llm.token_eos()
+            pending = b""
+            new_tokens = 0
+            reason = "length"
+            prefill_ms = 0.0
+            decode_start = start
+            for token in llm.generate(
+                ids,
+                temp=request.temperature,
+                top_k=1 if request.temperature <= 0 else 40,
+                top_p=1.0,
+                min_p=0.0,
+                repeat_penalty=1.0,
+            ):
+                if new_tokens == 0:
+                    prefill_ms = (time.perf_counter() - start) * 1000
+                    decode_start = time.perf_counter()
+                new_tokens += 1
+                if token == eos:
+                    reason = "stop"
+                    break
+                pending += llm.detokenize([token], special=True)
+                try:
+                    piece = pending.decode("utf-8")
+                except UnicodeDecodeError:
+                    piece = None
+                if piece is not None:
+                    pending = b""
+                    stop = scanner.feed(piece)
+                    if stop:
+                        reason = stop
+                        break
+                if cancel.is_set():
+                    reason = "cancelled"
+                    break
+                if new_tokens >= request.max_tokens:
+                    break
+            decode_ms = (time.perf_counter() - decode_start) * 1000
+        return Generation(
+            text=scanner.text,
+            prompt_tokens=len(ids),
+            new_tokens=new_tokens,
+            reused_tokens=reused,
+            prefill_ms=prefill_ms,
+            decode_ms=decode_ms,
+            stop_reason=reason,  # type: ignore[arg-type]
+        )

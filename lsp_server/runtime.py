@@ -1,0 +1,99 @@
+"""What a session of pilotfish holds: settings, the repository's index and the loaded engine.
+
+The CLI and the language server both build one; the model loads lazily, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from ..code_index.types import CursorContext, Snippet
+from . import paths
+from .engine.backends import load_generator
+from .engine.engine import CompletionEngine
+from .engine.hf_backend import pick_device
+from .errors import UserError
+from .indexing import IndexService
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Settings, index service and completion engine for one repository."""
+
+    def __init__(self, settings: Settings, repo_root: Path | None) -> None:
+        self.settings = settings
+        self.repo_root = repo_root
+        self.data_dir = (
+            paths.repo_data_dir(repo_root, settings.data_dir) if repo_root is not None else None
+        )
+        self.index: IndexService | None = None
+        if repo_root is not None and self.data_dir is not None and settings.index.enable:
+            self.index = IndexService(repo_root, self.data_dir, settings.index)
+        self._engine: CompletionEngine | None = None
+        self._engine_error: str | None = None
+        self._load_lock = threading.Lock()
+        self.load_seconds: float | None = None
+
+    def engine(self) -> CompletionEngine:
+        """The engine, loading the model on first use (thread-safe; raises UserError)."""
+        with self._load_lock:
+            if self._engine is None:
+                started = time.monotonic()
+                try:
+                    generator = load_generator(self.settings.model)
+                except UserError as exc:
+                    self._engine_error = str(exc)
+                    raise
+                self._engine = CompletionEngine(
+                    generator, self.settings.completion, self._retrieve if self.index else None
+                )
+                self.load_seconds = time.monotonic() - started
+                self._engine_error = None
+                log.info("model loaded in %.1f s", self.load_seconds)
+            return self._engine
+
+    @property
+    def loaded(self) -> CompletionEngine | None:
+        """The engine if it is loaded, without loading it."""
+        return self._engine
+
+    def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
+        assert self.index is not None
+        return self.index.retrieve(ctx, budget_tokens=budget_tokens)
+
+    def status(self) -> dict[str, object]:
+        """Model, device, data directory and what is loaded, as JSON-able data."""
+        engine = self._engine
+        model = self.settings.model
+        return {
+            "model": engine.generator.model_id if engine else model.name,
+            "backend": engine.generator.backend if engine else model.backend,
+            "device": engine.generator.device if engine else _device_or_error(model.device),
+            "adapter": engine.generator.adapter if engine else None,
+            "loaded": engine is not None,
+            "loadSeconds": round(self.load_seconds, 1) if self.load_seconds else None,
+            "error": self._engine_error,
+            "repoRoot": str(self.repo_root) if self.repo_root else None,
+            "dataDir": str(self.data_dir) if self.data_dir else None,
+            "modelsDir": str(paths.models_dir()),
+            "index": self.index.status() if self.index else {"state": "disabled"},
+            "completions": engine.stats() if engine else {},
+            "enabled": self.settings.completion.enable,
+        }
+
+    def close(self) -> None:
+        """Stop background work."""
+        if self.index is not None:
+            self.index.close()
+
+
+def _device_or_error(device: str) -> str:
+    try:
+        return pick_device(device)
+    except RuntimeError as exc:
+        return f"unavailable ({exc})"

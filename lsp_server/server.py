@@ -1,0 +1,192 @@
+"""The pilotfish language server: state, lifecycle and registration of the feature modules."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from . import __version__
+from .convert import uri_to_path
+from .errors import UserError
+from .indexing import IndexProgress
+from .runtime import Runtime
+from .scheduler import Scheduler
+from .settings import Settings, parse_settings_or_default, settings_to_wire
+
+log = logging.getLogger(__name__)
+
+STATUS_NOTIFICATION = "pilotfish/status"
+
+
+class PilotfishServer(LanguageServer):
+    """A pygls server carrying pilotfish's session state (no pygls internals overridden)."""
+
+    def __init__(self) -> None:
+        super().__init__("pilotfish", __version__)
+        self.settings = Settings()
+        self.runtime: Runtime | None = None
+        self.scheduler = Scheduler(self.settings.completion.debounce_ms)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._progress_tokens = 0
+        self.pending_warning: str | None = None
+
+    # -- state -------------------------------------------------------------------------------
+
+    def configure(self, raw: object, root: Path | None) -> str | None:
+        """Apply settings from the client; return an error message if they were invalid."""
+        settings, error = parse_settings_or_default(raw)
+        old = self.runtime
+        reuse = (
+            old is not None
+            and old.repo_root == root
+            and settings.model == self.settings.model
+            and settings.index == self.settings.index
+            and settings.data_dir == self.settings.data_dir
+        )
+        self.settings = settings
+        self.scheduler.debounce_ms = settings.completion.debounce_ms
+        if reuse and old is not None:
+            old.settings = settings
+            if old.loaded is not None:
+                old.loaded.settings = settings.completion
+        else:
+            if old is not None:
+                old.close()
+            self.runtime = Runtime(settings, root)
+        return error
+
+    def start_background_work(self) -> None:
+        """Load the model and build the index without blocking requests."""
+        runtime = self.runtime
+        if runtime is None:
+            return
+        if self.settings.completion.enable:
+            threading.Thread(
+                target=self._load_model, args=(runtime,), daemon=True, name="pilotfish-load"
+            ).start()
+        if runtime.index is not None:
+            runtime.index.start(self.progress_reporter("pilotfish: indexing"))
+
+    def _load_model(self, runtime: Runtime) -> None:
+        report = self.progress_reporter("pilotfish: loading model")
+        report(IndexProgress(message=runtime.settings.model.name))
+        try:
+            runtime.engine()
+            report(IndexProgress(message="ready", done=True))
+        except UserError as exc:
+            report(IndexProgress(message=str(exc), done=True))
+            self.call_soon(self.show_message, f"pilotfish: {exc}", types.MessageType.Error)
+        except Exception as exc:  # a broken model must not kill the server
+            log.exception("model failed to load")
+            report(IndexProgress(message=f"failed: {exc}", done=True))
+            self.call_soon(
+                self.show_message,
+                f"pilotfish: model failed to load: {exc}",
+                types.MessageType.Error,
+            )
+        self.push_status()
+
+    # -- talking to the client (thread-safe) ------------------------------------------------
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the event loop (pygls is not thread-safe)."""
+        if self.loop is None or self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def show_message(self, message: str, kind: types.MessageType) -> None:
+        """``window/showMessage`` (call on the loop)."""
+        self.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    def push_status(self) -> None:
+        """Send ``pilotfish/status`` with the current status (from any thread)."""
+        if self.runtime is None:
+            return
+        status = self.status()
+        self.call_soon(self.protocol.notify, STATUS_NOTIFICATION, status)
+
+    def status(self) -> dict[str, object]:
+        """The status object of ``pilotfish.status`` and ``pilotfish/status``."""
+        base: dict[str, object] = self.runtime.status() if self.runtime else {"loaded": False}
+        base["version"] = __version__
+        base["settings"] = settings_to_wire(self.settings)
+        return base
+
+    def progress_reporter(self, title: str) -> Callable[[IndexProgress], None]:
+        """A thread-safe callback that relays progress as ``$/progress`` and status pushes."""
+        self._progress_tokens += 1
+        token = f"pilotfish-{self._progress_tokens}"
+        state = {"begun": False, "ended": False}
+        supported = self._client_supports_progress()
+
+        def send(progress: IndexProgress) -> None:
+            if not supported or state["ended"]:
+                return
+            if not state["begun"]:
+                state["begun"] = True
+                self.work_done_progress.create(token)
+                self.work_done_progress.begin(
+                    token,
+                    types.WorkDoneProgressBegin(
+                        title=title,
+                        message=progress.message,
+                        percentage=progress.percentage,
+                        cancellable=False,
+                    ),
+                )
+            if progress.done:
+                state["ended"] = True
+                self.work_done_progress.end(
+                    token, types.WorkDoneProgressEnd(message=progress.message)
+                )
+            else:
+                self.work_done_progress.report(
+                    token,
+                    types.WorkDoneProgressReport(
+                        message=progress.message, percentage=progress.percentage
+                    ),
+                )
+
+        def report(progress: IndexProgress) -> None:
+            self.call_soon(send, progress)
+            if progress.done:
+                self.push_status()
+
+        return report
+
+    def _client_supports_progress(self) -> bool:
+        caps = self.client_capabilities
+        return bool(caps and caps.window and caps.window.work_done_progress)
+
+
+def workspace_root(params: types.InitializeParams) -> Path | None:
+    """The repository root from the first workspace folder, ``rootUri`` or ``rootPath``."""
+    if params.workspace_folders:
+        return uri_to_path(params.workspace_folders[0].uri)
+    if params.root_uri:
+        return uri_to_path(params.root_uri)
+    if params.root_path:
+        return Path(params.root_path)
+    return None
+
+
+def create_server() -> PilotfishServer:
+    """A server with every feature module registered."""
+    from .features import commands, documents, inline_completion, lifecycle
+
+    server = PilotfishServer()
+    for feature in (lifecycle, documents, inline_completion, commands):
+        feature.register(server)
+    return server
+
+
+def serve_stdio() -> None:
+    """Serve over stdin/stdout until the client exits."""
+    create_server().start_io()
