@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ...code_index.types import CursorContext
+from .brackets import CLOSERS, first_stray_closer, imbalance, prefix_state, quotes_for
 from .context import current_line_prefix, current_line_suffix, indentation
 
 
@@ -72,7 +73,7 @@ def trim_suffix_overlap(text: str, post: PostContext) -> str | None:
     if line_rest:
         stripped = text.rstrip()
         for k in range(len(line_rest), 0, -1):
-            if stripped.endswith(line_rest[:k]) and _balanced_after_cut(stripped, k, line_rest):
+            if stripped.endswith(line_rest[:k]) and _worth_cutting(stripped, k, line_rest, post):
                 return stripped[: len(stripped) - k]
         return text
     # Multi-line: drop trailing lines equal to the next non-blank lines of the suffix.
@@ -84,12 +85,54 @@ def trim_suffix_overlap(text: str, post: PostContext) -> str | None:
     return text
 
 
-def _balanced_after_cut(text: str, k: int, line_rest: str) -> bool:
-    """Cut only closers/quotes/punctuation the suffix already provides, or a whole word match."""
+_PUNCTUATION = ";,:."
+
+
+def _worth_cutting(text: str, k: int, line_rest: str, post: PostContext) -> bool:
+    """Cut punctuation, closers and quotes only where the line gets no less balanced.
+
+    A whole-word repeat of the rest of the line (3+ characters) is always cut.
+    """
     cut = text[len(text) - k :]
-    if all(ch in ")]}>\"';,:." for ch in cut):
+    quotes = quotes_for(post.ctx.language)
+    if all(ch in _PUNCTUATION for ch in cut):
         return True
+    if all(ch in _PUNCTUATION or ch in CLOSERS or ch in quotes for ch in cut):
+        state = prefix_state(post.ctx.prefix, post.ctx.language)
+        suffix = current_line_suffix(post.ctx)
+        lang = post.ctx.language
+        return imbalance(state, text[: len(text) - k], suffix, lang) <= imbalance(
+            state, text, suffix, lang
+        )
     return k == len(line_rest) and len(cut) >= 3
+
+
+def balance_brackets(text: str, post: PostContext) -> str | None:
+    """Balance the suggestion against the code around it.
+
+    A closer that matches no open bracket (in the prefix or the suggestion) ends the
+    suggestion; closers and quotes at its end that the rest of the line already supplies are
+    dropped, so accepting never leaves ``foo(x))`` or ``"abc""``.
+    """
+    lang = post.ctx.language
+    state = prefix_state(post.ctx.prefix, lang)
+    stray = first_stray_closer(text, lang, state)
+    if stray is not None:
+        text = text[:stray].rstrip(" \t")
+    suffix = current_line_suffix(post.ctx)
+    if not suffix.strip():
+        return text
+    quotes = quotes_for(lang)
+    run = 0
+    while run < len(text) and (text[-1 - run] in CLOSERS or text[-1 - run] in quotes):
+        run += 1
+    # The shortest cut of trailing closers/quotes that balances the line best.
+    best, best_score = 0, imbalance(state, text, suffix, lang)
+    for k in range(1, run + 1):
+        score = imbalance(state, text[: len(text) - k], suffix, lang)
+        if score < best_score:
+            best, best_score = k, score
+    return text[: len(text) - best]
 
 
 def drop_repetition(text: str, post: PostContext) -> str | None:
@@ -128,6 +171,7 @@ RULES: tuple[Rule, ...] = (
     limit_lines,
     drop_repetition,
     strip_trailing_whitespace,
+    balance_brackets,
     trim_suffix_overlap,
     reject_blank,
 )

@@ -1,0 +1,272 @@
+"""Table tests of the pure stages before the model: context, prefilter, prompt, stop scanning."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ctx_at
+from pilotfish.lsp_server.engine.context import (
+    CompletionRequest,
+    PositionError,
+    build_context,
+    identifiers_near,
+    language_for,
+    offset_of,
+    wants_multiline,
+)
+from pilotfish.lsp_server.engine.generate import StopScanner, common_prefix_length
+from pilotfish.lsp_server.engine.prefilter import PrefilterOptions, skip_reason
+from pilotfish.lsp_server.engine.prompt import (
+    PromptBudget,
+    build_prompt,
+    keep_head,
+    keep_tail,
+    restore_trailing_space,
+    split_trailing_space,
+)
+from pilotfish.lsp_server.engine.templates import TEMPLATES, template_for
+
+QWEN = TEMPLATES["qwen2.5-coder"]
+
+
+def words(text: str) -> int:
+    """A stand-in tokenizer: one token per whitespace-separated word and per newline."""
+    return len(text.split()) + text.count("\n")
+
+
+# -- context ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("marked", "expected"),
+    [
+        ("def f():\n    |", True),
+        ("def f():\n|", True),
+        ("|", True),
+        ("x = |", False),
+        ("    |x = 1", False),
+        ("foo(|)", False),
+        ("if a:\n    |   \nb", True),  # trailing spaces after the cursor are nothing
+    ],
+)
+def test_wants_multiline(marked: str, expected: bool) -> None:
+    assert wants_multiline(ctx_at(marked)) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "offset"),
+    [("ab\ncd", 0, 0, 0), ("ab\ncd", 1, 1, 4), ("ab\ncd", 1, 2, 5), ("", 0, 0, 0)],
+)
+def test_offset_of(text: str, line: int, column: int, offset: int) -> None:
+    assert offset_of(text, line, column) == offset
+
+
+@pytest.mark.parametrize(("line", "column"), [(-1, 0), (0, 3), (2, 0)])
+def test_offset_of_outside(line: int, column: int) -> None:
+    with pytest.raises(PositionError):
+        offset_of("ab\ncd", line, column)
+
+
+def test_build_context_splits_at_cursor() -> None:
+    ctx = build_context(CompletionRequest(text="a = 1\nb = a\n", line=1, column=4, path="x.py"))
+    assert (ctx.prefix, ctx.suffix, ctx.language, ctx.line) == ("a = 1\nb = ", "a\n", "python", 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "language_id", "expected"),
+    [
+        ("a.py", "", "python"),
+        ("a.TSX", "", "tsx"),
+        ("a.py", "cython", "cython"),
+        (None, "", "plaintext"),
+    ],
+)
+def test_language_for(path: str | None, language_id: str, expected: str) -> None:
+    assert language_for(path, language_id) == expected
+
+
+def test_identifiers_near_most_recent_first() -> None:
+    assert identifiers_near("import os\nvalue = os.path.join(root, name)") == (
+        "name",
+        "root",
+        "join",
+        "path",
+        "os",
+        "value",
+        "import",
+    )
+
+
+# -- prefilter -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("marked", "options", "selection", "expected"),
+    [
+        ("x = |", PrefilterOptions(), False, None),
+        ("pri|nt(x)", PrefilterOptions(), False, "inside a word"),
+        ("pri|nt(x)", PrefilterOptions(skip_inside_word=False), False, None),
+        ("print(|x)", PrefilterOptions(), False, None),  # before a word, not inside one
+        ("x = |", PrefilterOptions(), True, "selection active"),
+        ("# note |", PrefilterOptions(skip_in_comments=True), False, "in a comment"),
+        ("# note |", PrefilterOptions(), False, None),
+        (
+            "x = |" + "a" * 100,
+            PrefilterOptions(max_file_bytes=50),
+            False,
+            "file over the size limit",
+        ),
+    ],
+)
+def test_skip_reason(
+    marked: str, options: PrefilterOptions, selection: bool, expected: str | None
+) -> None:
+    assert skip_reason(ctx_at(marked), options, selection_active=selection) == expected
+
+
+def test_skip_in_comments_uses_the_language_marker() -> None:
+    options = PrefilterOptions(skip_in_comments=True)
+    assert skip_reason(ctx_at("// x |", "javascript"), options) == "in a comment"
+    assert skip_reason(ctx_at("-- x |", "lua"), options) == "in a comment"
+    assert skip_reason(ctx_at("# x |", "javascript"), options) is None
+
+
+# -- prompt ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "budget", "expected"),
+    [
+        ("a b\nc d\ne f", 100, "a b\nc d\ne f"),
+        ("a b\nc d\ne f", 3, "e f"),  # whole lines from the end
+        ("a b\nc d\ne f", 5, "c d\ne f"),
+        ("a b\nc d\ne f", 0, ""),
+    ],
+)
+def test_keep_tail(text: str, budget: int, expected: str) -> None:
+    assert keep_tail(text, budget, words) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "budget", "expected"),
+    [
+        ("a b\nc d\ne f", 100, "a b\nc d\ne f"),
+        ("a b\nc d\ne f", 3, "a b\n"),
+        ("a b\nc d\ne f", 6, "a b\nc d\n"),
+        ("a b c d", 2, ""),  # no whole line fits
+        ("a b", 0, ""),
+    ],
+)
+def test_keep_head(text: str, budget: int, expected: str) -> None:
+    assert keep_head(text, budget, words) == expected
+
+
+def test_keep_tail_cuts_inside_one_huge_line() -> None:
+    line = "x " * 1000
+    kept = keep_tail(line, 10, words)
+    assert words(kept) <= 10 + 1 and line.endswith(kept) and kept
+
+
+@pytest.mark.parametrize(
+    ("prefix", "kept", "trimmed"),
+    [
+        ("    return ", "    return", " "),
+        ("x =  ", "x =", "  "),
+        ("def f():\n    ", "def f():\n    ", ""),  # indentation alone stays: it is the block
+        ("x = 1", "x = 1", ""),
+        ("", "", ""),
+    ],
+)
+def test_split_trailing_space(prefix: str, kept: str, trimmed: str) -> None:
+    assert split_trailing_space(prefix) == (kept, trimmed)
+
+
+@pytest.mark.parametrize(
+    ("output", "trimmed", "expected"),
+    [(" a + b", " ", "a + b"), ("a + b", " ", "a + b"), ("  x", " ", " x"), (" x", "", " x")],
+)
+def test_restore_trailing_space(output: str, trimmed: str, expected: str) -> None:
+    assert restore_trailing_space(output, trimmed) == expected
+
+
+def test_build_prompt_within_budget_keeps_cursor_neighbourhood() -> None:
+    prefix = "".join(f"line{i} = {i}\n" for i in range(200)) + "result = "
+    suffix = "".join(f"after{i} = {i}\n" for i in range(200))
+    ctx = ctx_at(prefix + "|" + suffix)
+    prompt = build_prompt(ctx, QWEN, words, PromptBudget(infile_tokens=100, suffix_share=0.25))
+    assert words(prompt.prefix) + words(prompt.suffix) <= 100
+    assert prompt.prefix.endswith("result =") and prompt.trimmed == " "
+    assert prompt.suffix.startswith("after0 = 0\n")
+    assert (
+        prompt.text == f"<|fim_prefix|>{prompt.prefix}<|fim_suffix|>{prompt.suffix}<|fim_middle|>"
+    )
+
+
+def test_build_prompt_snippets_use_repo_format_and_budget() -> None:
+    from pilotfish.code_index.types import Snippet
+
+    snippets = [
+        Snippet(
+            path="/r/a.py",
+            start_line=1,
+            end_line=1,
+            text="def a(): pass",
+            score=1.0,
+            source="lexical",
+            reason="t",
+        ),
+        Snippet(
+            path="/r/b.py",
+            start_line=1,
+            end_line=1,
+            text="x " * 50,
+            score=0.5,
+            source="lexical",
+            reason="t",
+        ),
+    ]
+    ctx = ctx_at("x = |")
+    ctx = type(ctx)(prefix=ctx.prefix, suffix="", language="python", path="/r/m.py", repo_root="/r")
+    prompt = build_prompt(ctx, QWEN, words, PromptBudget(retrieval_tokens=20), snippets)
+    assert [s.path for s in prompt.snippets] == ["/r/a.py"]
+    assert prompt.text.startswith(
+        "<|repo_name|>r\n<|file_sep|>a.py\ndef a(): pass\n<|file_sep|>m.py\n"
+    )
+
+
+def test_template_for_picks_by_tokens() -> None:
+    vocab = {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"}
+    assert template_for(lambda t: t in vocab) is TEMPLATES["starcoder2"]
+    assert template_for(lambda t: False) is None
+
+
+# -- stop scanning ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pieces", "stop", "max_lines", "reason", "text"),
+    [
+        (["a", "b<|endo", "ftext|>c"], ("<|endoftext|>",), 0, "stop", "ab"),
+        (["x = 1", "\n", "y"], (), 1, "lines", "x = 1\n"),
+        (["\n", "\n", "x", "\n"], (), 1, "lines", "\n\nx\n"),  # blank lines do not count
+        (["a\nb\n", "c"], (), 2, "lines", "a\nb\n"),
+        (["abc"], ("",), 0, None, "abc"),  # an empty stop string never stops
+    ],
+)
+def test_stop_scanner(
+    pieces: list[str], stop: tuple[str, ...], max_lines: int, reason: str | None, text: str
+) -> None:
+    scanner = StopScanner(stop, max_lines)
+    got = None
+    for piece in pieces:
+        got = scanner.feed(piece)
+        if got:
+            break
+    assert (got, scanner.text) == (reason, text)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "n"),
+    [([], [1], 0), ([1, 2, 3], [1, 2, 4], 2), ([1, 2], [1, 2, 3], 2), ([5], [6], 0)],
+)
+def test_common_prefix_length(a: list[int], b: list[int], n: int) -> None:
+    assert common_prefix_length(a, b) == n
