@@ -45,7 +45,10 @@ class TransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import torch
+        import transformers
         from transformers import AutoModel, AutoTokenizer
+
+        transformers.utils.logging.disable_progress_bar()  # stderr belongs to our progress
 
         path = Path(model).expanduser() if model else default_model_path()
         if not path.is_dir():

@@ -275,6 +275,8 @@ def _definitions(tree: Tree, source: bytes, path: str, language: str) -> list[De
         scopes: list[str] = []
         if "::" in name:  # C++ `Foo::bar` out-of-class definitions
             *scopes, name = [p for p in name.split("::") if p]
+        if kind == "function" and scopes:
+            kind = "method"
         if kind == "function" and parent_symbol is not None and (
             parent_symbol.kind in CONTAINER_KINDS - {"module"}
         ):
@@ -582,5 +584,5 @@ def split_identifier(name: str) -> list[str]:
     """Sub-words of an identifier: ``parseHTTPRequest_v2`` -> parse, http, request, v2."""
     parts: list[str] = []
     for piece in name.split("_"):
-        parts.extend(re.findall(r"[A-Z]+(?=[A-Z][a-z]|\d|\b)|[A-Z]?[a-z]+|[A-Z]+|\d+", piece))
+        parts.extend(re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+", piece))
     return [p.lower() for p in parts if p]
