@@ -158,6 +158,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_key_value_heads=2,
         max_position_embeddings=4096,
         tie_word_embeddings=False,
+        initializer_range=0.5,  # strong enough logits for a LoRA to move in a few steps
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
     )
