@@ -238,13 +238,14 @@ class Retriever:
                 from_import = bool(module and (stem.endswith(module) or
                                                stem.endswith(module + "/__init__")))
                 in_imported_module = any(stem.endswith(m) for m in modules)
+                # The identifier nearest the cursor leads; imports pick among its definitions.
                 key = (
                     ambiguous,
-                    not from_import,
                     same,
+                    order[name],
+                    not from_import,
                     not in_imported_module,
                     origin != "repo",
-                    order[name],
                     _KIND_RANK.get(kind, 3),
                 )
                 ranked.append((key, Candidate(

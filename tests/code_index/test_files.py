@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.files import IgnoreRules, content_skip_reason, select_files
 

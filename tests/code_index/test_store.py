@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
 from pilotfish.code_index.store import DB_NAME, IndexCorruptError, Store
@@ -88,7 +87,7 @@ def test_corrupt_sqlite_gives_a_clear_error_and_a_rebuild(tmp_path: Path) -> Non
     (data / DB_NAME).write_bytes(b"this is not a database" * 1000)
     for suffix in ("-wal", "-shm"):
         (data / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
-    with pytest.raises(IndexCorruptError, match="not a usable index|corrupt"):
+    with pytest.raises(IndexCorruptError, match=r"not a usable index|corrupt"):
         Store(data).check()
     index = Index(repo, data, IndexConfig(embeddings=False, dependency_docs=False))
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pilotfish.code_index.chunks import chunk_file
 from pilotfish.code_index.symbols import (
     identifiers_around,

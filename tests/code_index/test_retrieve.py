@@ -1,0 +1,200 @@
+"""Retrieval: cross-file definitions first, the cursor's region excluded, budgets, the service."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.indexer import Index
+from pilotfish.code_index.retrieve import estimate_tokens
+from pilotfish.code_index.types import CursorContext
+from pilotfish.lsp_server.indexing import IndexProgress, IndexService
+from pilotfish.lsp_server.settings import IndexSettings
+
+GEOMETRY = '''\
+"""Shapes."""
+
+import math
+
+
+def area_of_circle(radius: float) -> float:
+    """Area of a circle of the given radius."""
+    return math.pi * radius ** 2
+
+
+class Polygon:
+    """A closed shape made of points."""
+
+    def __init__(self, points):
+        self.points = points
+
+    def perimeter(self) -> float:
+        """Sum of the edge lengths."""
+        return sum(_dist(a, b) for a, b in zip(self.points, self.points[1:]))
+
+
+def _dist(a, b):
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+'''
+
+MAIN_PREFIX = '''\
+from shapes.geometry import area_of_circle, Polygon
+
+
+def local_helper(r):
+    return r * 2
+
+
+def report(r):
+    total = area_of_circle(r) + local_helper(r)
+    return '''
+
+
+def _repo(root: Path) -> Path:
+    (root / "shapes").mkdir(parents=True)
+    (root / "shapes" / "geometry.py").write_text(GEOMETRY)
+    (root / "app").mkdir()
+    (root / "app" / "main.py").write_text(MAIN_PREFIX + "total\n")
+    (root / "README.md").write_text(
+        "# Shapes\n\nCompute the area of circles.\n\n## Install\n\npip\n"
+    )
+    return root
+
+
+def _ctx(root: Path, prefix: str = MAIN_PREFIX, suffix: str = "\n") -> CursorContext:
+    return CursorContext(
+        prefix=prefix, suffix=suffix, language="python", path=str(root / "app" / "main.py"),
+        repo_root=str(root), line=prefix.count("\n"),
+    )
+
+
+@pytest.fixture
+def index(tmp_path: Path):
+    root = _repo(tmp_path / "repo")
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    idx.build()
+    yield idx
+    idx.close()
+
+
+def test_cross_file_definition_comes_first(index: Index) -> None:
+    snippets = index.retrieve(_ctx(index.root), budget_tokens=500)
+    assert snippets, "retrieval found nothing"
+    first = snippets[0]
+    assert first.path == "shapes/geometry.py"
+    assert first.source == "symbol"
+    assert first.text.startswith("def area_of_circle(radius: float) -> float:")
+    assert first.start_line == 6
+    assert first.citation is not None
+    assert first.citation.link() == f"{(index.root / 'shapes/geometry.py').as_uri()}#L6"
+    assert "area_of_circle" in first.reason
+    assert any("class Polygon" in s.text for s in snippets)
+
+
+def test_cursor_region_of_own_file_is_excluded(index: Index) -> None:
+    snippets = index.retrieve(_ctx(index.root), budget_tokens=2000)
+    assert not any(s.path == "app/main.py" for s in snippets)
+
+
+def test_snippets_fit_the_budget(index: Index) -> None:
+    big = index.retrieve(_ctx(index.root), budget_tokens=2000)
+    small = index.retrieve(_ctx(index.root), budget_tokens=40)
+    assert len(small) < len(big)
+    assert sum(estimate_tokens(s.text) + 8 for s in small) <= 40
+    assert index.retrieve(_ctx(index.root), budget_tokens=0) == []
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return len(text.split())
+
+    index.retrieve(_ctx(index.root), budget_tokens=200, count_tokens=count)
+    assert counted, "a caller's tokenizer is used when given"
+
+
+def test_snippets_do_not_overlap(index: Index) -> None:
+    snippets = index.retrieve(_ctx(index.root), budget_tokens=5000)
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for s in snippets:
+        if s.text.count("\n") + 1 >= s.end_line - s.start_line + 1:  # verbatim windows
+            for lo, hi in spans.get(s.path, []):
+                assert s.end_line < lo or s.start_line > hi, (s.path, s.start_line, lo, hi)
+            spans.setdefault(s.path, []).append((s.start_line, s.end_line))
+
+
+def test_incremental_update_uses_content_hashes(index: Index) -> None:
+    path = index.root / "shapes" / "geometry.py"
+    assert index.update_file(path, GEOMETRY) == "unchanged"
+    new = GEOMETRY + "\n\ndef volume_of_sphere(radius):\n    return 4 / 3 * math.pi * radius ** 3\n"
+    started = time.perf_counter()
+    assert index.update_file(path, new) == "updated"
+    assert time.perf_counter() - started < 1.0
+    ctx = _ctx(index.root, prefix=MAIN_PREFIX + "volume_of_sphere(")
+    assert index.retrieve(ctx, budget_tokens=300)[0].text.startswith("def volume_of_sphere")
+    assert index.delete_file(path) == "deleted"
+    assert not any(s.path == "shapes/geometry.py"
+                   for s in index.retrieve(_ctx(index.root), budget_tokens=500))
+
+
+def test_search_finds_symbols_and_docs(index: Index) -> None:
+    results = index.search("perimeter", k=5)
+    assert results[0].path == "shapes/geometry.py" and "perimeter" in results[0].text
+    docs = index.search("install", k=5)
+    assert any(s.source == "doc" and s.path == "README.md" for s in docs)
+
+
+def test_secret_buffer_is_never_indexed(index: Index) -> None:
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    result = index.update_file(index.root / "app" / "conf.py", f"TOKEN = '{token}'\n")
+    assert result == "skipped (secret)"
+    assert not index.search("TOKEN", k=5)
+
+
+def test_service_is_empty_before_ready_then_serves_and_updates(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo")
+    service = IndexService(root, tmp_path / "data", IndexSettings(embeddings=False))
+    try:
+        assert service.retrieve(_ctx(root), budget_tokens=500) == []  # not started: in-file only
+        reports: list[IndexProgress] = []
+        service.start(reports.append)
+        assert service.wait_ready(60)
+        assert service.wait_idle(60)
+        assert reports and reports[-1].done
+        snippets = service.retrieve(_ctx(root), budget_tokens=500)
+        assert snippets[0].path == "shapes/geometry.py"
+
+        service.did_change(root / "shapes" / "extra.py", "def brand_new_thing(x):\n    return x\n")
+        assert service.wait_idle(30)
+        ctx = _ctx(root, prefix=MAIN_PREFIX + "brand_new_thing(")
+        assert service.retrieve(ctx, budget_tokens=300)[0].path == "shapes/extra.py"
+
+        service.did_delete(root / "shapes" / "extra.py")
+        assert service.wait_idle(30)
+        assert not any(s.path == "shapes/extra.py"
+                       for s in service.retrieve(ctx, budget_tokens=300))
+        status = service.status()
+        assert status["ready"] is True and status["files"] == 3
+        assert isinstance(status["retrievals"], int) and status["retrievals"] >= 3
+    finally:
+        service.close()
+
+
+def test_service_reindex_and_status_while_building(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo")
+    service = IndexService(root, tmp_path / "data", IndexSettings(embeddings=False))
+    try:
+        service.start()
+        status = service.status()  # never blocks, whatever the state
+        assert status["state"] in ("starting", "opening", "indexing", "ready")
+        assert service.wait_ready(60)
+        done: list[IndexProgress] = []
+        service.reindex(done.append)
+        deadline = time.monotonic() + 60
+        while not (done and done[-1].done) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert done and done[-1].done
+        assert service.retrieve(_ctx(root), budget_tokens=500)
+    finally:
+        service.close()
