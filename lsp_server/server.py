@@ -32,7 +32,9 @@ class PilotfishServer(LanguageServer):
         super().__init__("pilotfish", __version__)
         self.settings = Settings()
         self.runtime: Runtime | None = None
-        self.scheduler = Scheduler(self.settings.completion.debounce_ms)
+        self.scheduler = Scheduler(
+            self.settings.completion.debounce_ms, self.settings.completion.debounce_max_ms
+        )
         self.loop: asyncio.AbstractEventLoop | None = None
         self._progress_tokens = 0
         self.pending_warning: str | None = None
@@ -52,6 +54,7 @@ class PilotfishServer(LanguageServer):
         )
         self.settings = settings
         self.scheduler.debounce_ms = settings.completion.debounce_ms
+        self.scheduler.debounce_max_ms = settings.completion.debounce_max_ms
         if reuse and old is not None:
             old.settings = settings
             if old.loaded is not None:

@@ -51,6 +51,10 @@ class CompletionSettings:
     retrieval_tokens: int = 384
     """Part of the budget retrieved repository context may take."""
     debounce_ms: int = 60
+    """Shortest wait after a keystroke before the model starts (cache hits never wait)."""
+    debounce_max_ms: int = 200
+    """Longest adaptive wait: it follows the user's typical gap between keystrokes, so a burst
+    of typing costs one model run; equal to ``debounce_ms`` turns adaptation off."""
     temperature: float = 0.0
     skip_in_comments: bool = False
     skip_inside_word: bool = True

@@ -1,6 +1,6 @@
 """The completion engine: runs the named stages for one request and records what each cost.
 
-prefilter -> context -> typing-through -> retrieval -> prompt -> cache -> generate -> postprocess
+context -> prefilter -> typing-through -> retrieval -> prompt -> cache -> generate -> postprocess
 """
 
 from __future__ import annotations
@@ -11,17 +11,18 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from ...code_index.types import CursorContext, Snippet
 from ..errors import UserError
 from ..settings import CompletionSettings
+from .anchor import anchored_start
 from .context import CompletionRequest, build_context, wants_multiline
-from .generate import GenerationRequest, Generator
+from .generate import Generation, GenerationRequest, Generator
 from .postprocess import PostContext, postprocess
 from .prefilter import PrefilterOptions, skip_reason
-from .prompt import PromptBudget, build_prompt, restore_trailing_space
+from .prompt import Prompt, PromptBudget, build_prompt, keep_head, restore_trailing_space
 from .templates import FimTemplate, template_for
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,28 @@ class _Shown:
     text: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class Pending:
+    """A request that got through the cheap stages and now needs the model."""
+
+    id: str
+    request: CompletionRequest
+    ctx: CursorContext
+    prompt: Prompt
+    key: tuple[object, ...]
+    multiline: bool
+    max_lines: int
+    started: float
+    timings: dict[str, float]
+
+
 class CompletionEngine:
-    """Turns completion requests into suggestions with one loaded generator."""
+    """Turns completion requests into suggestions with one loaded generator.
+
+    :meth:`prepare` runs the cheap stages (context, prefilter, typing-through, retrieval,
+    prompt, cache) and :meth:`run` the model and postprocessing, so a scheduler can answer
+    typing-through and cache hits at once and debounce only what needs the model.
+    """
 
     def __init__(
         self,
@@ -97,16 +118,33 @@ class CompletionEngine:
         self._cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._cache_size = cache_size
         self._shown: dict[str, _Shown] = {}
+        self._anchors: dict[str, int] = {}
         self._recent: OrderedDict[str, Completion] = OrderedDict()
         self._lock = threading.Lock()
         self.latencies_ms: deque[float] = deque(maxlen=200)
-        self.counts = {"requests": 0, "model": 0, "cache": 0, "typing-through": 0, "skipped": 0}
+        self.overheads_ms: deque[float] = deque(maxlen=200)
+        """Time of model-served requests outside the model (prefill and decode)."""
+        self.counts = {
+            "requests": 0,
+            "model": 0,
+            "cache": 0,
+            "typing-through": 0,
+            "skipped": 0,
+            "cancelled": 0,
+            "modelRuns": 0,
+        }
 
     def complete(
         self, request: CompletionRequest, cancel: threading.Event | None = None
     ) -> Completion:
         """Run all stages for ``request``; ``cancel`` stops the model mid-decode."""
-        cancel = cancel or threading.Event()
+        prepared = self.prepare(request)
+        if isinstance(prepared, Completion):
+            return prepared
+        return self.run(prepared, cancel or threading.Event())
+
+    def prepare(self, request: CompletionRequest) -> Completion | Pending:
+        """The stages before the model: a finished completion, or what the model must do."""
         started = time.perf_counter()
         timings: dict[str, float] = {}
         request_id = uuid.uuid4().hex[:12]
@@ -127,7 +165,7 @@ class CompletionEngine:
         t = lap("prefilter", t)
         if reason:
             return self._finish(
-                Completion(id=request_id, text="", source="none", skipped=reason, timings=timings),
+                self._completion(request_id, "", "none", timings, skipped=reason),
                 request,
                 ctx,
                 started,
@@ -137,13 +175,7 @@ class CompletionEngine:
         if through is not None:
             lap("typing_through", t)
             return self._finish(
-                Completion(
-                    id=request_id,
-                    text=through,
-                    source="typing-through",
-                    timings=timings,
-                    **self._model_fields(),
-                ),
+                self._completion(request_id, through, "typing-through", timings),
                 request,
                 ctx,
                 started,
@@ -161,7 +193,10 @@ class CompletionEngine:
             infile_tokens=self.settings.context_tokens,
             retrieval_tokens=self.settings.retrieval_tokens,
         )
-        prompt = build_prompt(ctx, self.template, self.generator.count_tokens, budget, snippets)
+        ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
+        prompt = build_prompt(
+            ctx_for_prompt, self.template, self.generator.count_tokens, budget, snippets
+        )
         t = lap("prompt", t)
 
         multiline = wants_multiline(ctx)
@@ -172,71 +207,115 @@ class CompletionEngine:
             if raw is not None:
                 self._cache.move_to_end(key)
         t = lap("cache", t)
-
-        generation = None
-        if raw is None:
-            generation = self.generator.generate(
-                GenerationRequest(
-                    prompt=prompt.text,
-                    max_tokens=self.settings.max_tokens,
-                    stop=self.template.stop,
-                    max_lines=max_lines,
-                    temperature=self.settings.temperature,
-                ),
-                cancel,
-            )
-            timings["prefill"] = generation.prefill_ms
-            timings["decode"] = generation.decode_ms
-            t = time.perf_counter()
-            if generation.stop_reason == "cancelled":
-                return self._finish(
-                    Completion(
-                        id=request_id,
-                        text="",
-                        source="none",
-                        skipped="cancelled",
-                        snippets=prompt.snippets,
-                        timings=timings,
-                        **self._model_fields(),
-                    ),
-                    request,
-                    ctx,
-                    started,
-                )
-            raw = generation.text
-            with self._lock:
-                self._cache[key] = raw
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-
-        post = PostContext(ctx=ctx, multiline=multiline, max_lines=self.settings.max_lines)
-        text = postprocess(restore_trailing_space(raw, prompt.trimmed), post)
-        lap("postprocess", t)
-        return self._finish(
-            Completion(
-                id=request_id,
-                text=text or "",
-                source="model" if generation else "cache",
-                skipped=None if text else "postprocess rejected the suggestion",
-                snippets=prompt.snippets,
-                timings=timings,
-                prompt_tokens=generation.prompt_tokens if generation else 0,
-                new_tokens=generation.new_tokens if generation else 0,
-                reused_tokens=generation.reused_tokens if generation else 0,
-                stop_reason=generation.stop_reason if generation else "cache",
-                **self._model_fields(),
-            ),
-            request,
-            ctx,
-            started,
+        pending = Pending(
+            id=request_id,
+            request=request,
+            ctx=ctx,
+            prompt=prompt,
+            key=key,
+            multiline=multiline,
+            max_lines=max_lines,
+            started=started,
+            timings=timings,
         )
+        if raw is not None:
+            return self._postprocess(pending, raw, None)
+        return pending
 
-    def _model_fields(self) -> dict[str, str | None]:
-        return {
-            "model": self.generator.model_id,
-            "backend": self.generator.backend,
-            "adapter": self.generator.adapter,
-        }
+    def run(self, pending: Pending, cancel: threading.Event) -> Completion:
+        """Generate for a prepared request (on the model thread), then postprocess."""
+        if cancel.is_set():
+            return self._cancelled(pending)
+        with self._lock:
+            self.counts["modelRuns"] += 1
+        generation = self.generator.generate(
+            GenerationRequest(
+                prompt=pending.prompt.text,
+                max_tokens=self.settings.max_tokens,
+                stop=self.template.stop,
+                max_lines=pending.max_lines,
+                temperature=self.settings.temperature,
+            ),
+            cancel,
+        )
+        pending.timings["prefill"] = generation.prefill_ms
+        pending.timings["decode"] = generation.decode_ms
+        if generation.stop_reason == "cancelled":
+            return self._cancelled(pending)
+        with self._lock:
+            self._cache[pending.key] = generation.text
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return self._postprocess(pending, generation.text, generation)
+
+    def _cancelled(self, pending: Pending) -> Completion:
+        completion = self._completion(
+            pending.id,
+            "",
+            "none",
+            pending.timings,
+            skipped="cancelled",
+            snippets=pending.prompt.snippets,
+        )
+        return self._finish(completion, pending.request, pending.ctx, pending.started)
+
+    def _postprocess(self, pending: Pending, raw: str, generation: Generation | None) -> Completion:
+        t = time.perf_counter()
+        post = PostContext(
+            ctx=pending.ctx, multiline=pending.multiline, max_lines=self.settings.max_lines
+        )
+        text = postprocess(restore_trailing_space(raw, pending.prompt.trimmed), post) or ""
+        pending.timings["postprocess"] = (time.perf_counter() - t) * 1000
+        completion = self._completion(
+            pending.id,
+            text,
+            "model" if generation else "cache",
+            pending.timings,
+            skipped=None if text else "postprocess rejected the suggestion",
+            snippets=pending.prompt.snippets,
+            generation=generation,
+        )
+        return self._finish(completion, pending.request, pending.ctx, pending.started)
+
+    def _anchor(self, key: str, ctx: CursorContext, budget: PromptBudget) -> CursorContext:
+        """The context with its prefix cut at the document's sticky anchor (see anchor.py)."""
+        count = self.generator.count_tokens
+        suffix = keep_head(ctx.suffix, int(budget.infile_tokens * budget.suffix_share), count)
+        prefix_budget = budget.infile_tokens - count(suffix)
+        with self._lock:
+            previous = self._anchors.get(key) if key else None
+        start = anchored_start(ctx.prefix, previous, prefix_budget, count)
+        if key:
+            with self._lock:
+                self._anchors[key] = start
+        return replace(ctx, prefix=ctx.prefix[start:]) if start else ctx
+
+    def _completion(
+        self,
+        request_id: str,
+        text: str,
+        source: Source,
+        timings: dict[str, float],
+        *,
+        skipped: str | None = None,
+        snippets: tuple[Snippet, ...] = (),
+        generation: Generation | None = None,
+    ) -> Completion:
+        return Completion(
+            id=request_id,
+            text=text,
+            source=source,
+            skipped=skipped,
+            snippets=snippets,
+            timings=timings,
+            model=self.generator.model_id,
+            backend=self.generator.backend,
+            adapter=self.generator.adapter,
+            prompt_tokens=generation.prompt_tokens if generation else 0,
+            new_tokens=generation.new_tokens if generation else 0,
+            reused_tokens=generation.reused_tokens if generation else 0,
+            stop_reason=generation.stop_reason if generation else source,
+        )
 
     def _typing_through(self, key: str, ctx: CursorContext) -> str | None:
         """The rest of the suggestion shown last, when the user typed its first characters."""
@@ -259,9 +338,16 @@ class CompletionEngine:
         completion.timings["total"] = total
         with self._lock:
             self.counts["requests"] += 1
-            self.counts["skipped" if completion.source == "none" else completion.source] += 1
+            if completion.skipped == "cancelled":
+                self.counts["cancelled"] += 1
+            else:
+                self.counts["skipped" if completion.source == "none" else completion.source] += 1
             if completion.source == "model":
                 self.latencies_ms.append(total)
+                model_ms = completion.timings.get("prefill", 0.0) + completion.timings.get(
+                    "decode", 0.0
+                )
+                self.overheads_ms.append(total - model_ms)
             # Typing-through keys on where the suggestion was first shown.
             if completion.text and request.document_key and completion.source != "typing-through":
                 self._shown[request.document_key] = _Shown(ctx.prefix, ctx.suffix, completion.text)
@@ -288,9 +374,10 @@ class CompletionEngine:
             return self._recent.get(completion_id)
 
     def stats(self) -> dict[str, object]:
-        """Counts, cache hit rate and recent latency percentiles."""
+        """Counts, cache and typing-through hit rates, recent latency and overhead percentiles."""
         with self._lock:
             lat = sorted(self.latencies_ms)
+            over = sorted(self.overheads_ms)
             counts = dict(self.counts)
         served = counts["model"] + counts["cache"] + counts["typing-through"]
         return {
@@ -298,6 +385,15 @@ class CompletionEngine:
             "cacheHitRate": round((counts["cache"] + counts["typing-through"]) / served, 3)
             if served
             else 0.0,
-            "p50Ms": round(lat[len(lat) // 2], 1) if lat else None,
-            "p95Ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.95))], 1) if lat else None,
+            "typingThroughRate": round(counts["typing-through"] / served, 3) if served else 0.0,
+            "p50Ms": _percentile(lat, 0.5),
+            "p95Ms": _percentile(lat, 0.95),
+            "overheadP50Ms": _percentile(over, 0.5),
         }
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile of sorted ``values`` (nearest rank), rounded; ``None`` if empty."""
+    if not values:
+        return None
+    return round(values[min(len(values) - 1, int(len(values) * q))], 1)

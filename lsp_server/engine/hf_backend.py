@@ -41,6 +41,17 @@ def quantize_for_cpu(model: torch.nn.Module) -> torch.nn.Module:
     return quantize_dynamic(model, names, dtype=torch.qint8)
 
 
+def crop_to(cache: DynamicCache, length: int) -> None:
+    """Keep the first ``length`` positions of a KV cache.
+
+    A negative argument to ``crop`` means "remove that many" in every transformers 5 release;
+    a positive one meant "keep that many" before 5.2x and is refused since.
+    """
+    extra = cache.get_seq_length() - length
+    if extra > 0:
+        cache.crop(-extra)
+
+
 class TransformersGenerator:
     """A causal LM loaded with transformers (safetensors only, never remote code)."""
 
@@ -120,8 +131,8 @@ class TransformersGenerator:
         reused = common_prefix_length(self._cached_ids, ids)
         reused = min(reused, len(ids) - 1)  # at least one token must be fed to get logits
         if self._cache is not None and reused > 0:
-            self._cache.crop(reused)
             cache = self._cache
+            crop_to(cache, reused)
         else:
             cache, reused = DynamicCache(), 0
         self._cache, self._cached_ids = None, []  # invalid until this request completes

@@ -1,0 +1,231 @@
+"""The engine and scheduler with a tiny random model: KV reuse, cancel, cache, typing-through."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from pilotfish.lsp_server.engine.anchor import anchored_start
+from pilotfish.lsp_server.engine.context import CompletionRequest
+from pilotfish.lsp_server.engine.engine import CompletionEngine, Pending
+from pilotfish.lsp_server.engine.generate import GenerationRequest
+from pilotfish.lsp_server.engine.hf_backend import TransformersGenerator
+from pilotfish.lsp_server.scheduler import Scheduler, adaptive_debounce_ms
+from pilotfish.lsp_server.settings import CompletionSettings
+
+FIM = "<|fim_prefix|>{}<|fim_suffix|>\n<|fim_middle|>"
+
+
+def words(text: str) -> int:
+    return len(text.split()) + text.count("\n")
+
+
+class CancelAfter(threading.Event):
+    """An event that reads as set from its ``n``-th check on (a deterministic mid-decode cancel)."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.checks = 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.n or super().is_set()
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model_dir: Path) -> TransformersGenerator:
+    return TransformersGenerator(tiny_model_dir, model_id="tiny", device="cpu", int8=False)
+
+
+def at_end(text: str, key: str = "doc") -> CompletionRequest:
+    lines = text.split("\n")
+    return CompletionRequest(
+        text=text, line=len(lines) - 1, column=len(lines[-1]), document_key=key, path="a.py"
+    )
+
+
+def engine_for(generator: TransformersGenerator, **settings: object) -> CompletionEngine:
+    base: dict[str, object] = {"retrieval_tokens": 0, "max_tokens": 12}
+    base.update(settings)
+    return CompletionEngine(generator, CompletionSettings(**base))  # type: ignore[arg-type]
+
+
+# -- generator plumbing ----------------------------------------------------------------------
+
+
+def test_kv_reuse_gives_the_same_output_as_a_fresh_cache(tiny_model_dir: Path) -> None:
+    warm = TransformersGenerator(tiny_model_dir, model_id="tiny", device="cpu", int8=False)
+    cold = TransformersGenerator(tiny_model_dir, model_id="tiny", device="cpu", int8=False)
+    first = FIM.format("import json\n\ndef load(path):\n    with open(path) as f:\n        return")
+    second = FIM.format("import json\n\ndef load(path):\n    with open(path) as f:\n        data =")
+    request = GenerationRequest(prompt=first, max_tokens=20, stop=(), max_lines=0)
+    warm.generate(request, threading.Event())
+    again = GenerationRequest(prompt=second, max_tokens=20, stop=(), max_lines=0)
+    reused = warm.generate(again, threading.Event())
+    fresh = cold.generate(again, threading.Event())
+    assert reused.reused_tokens > 10 and fresh.reused_tokens == 0
+    assert reused.text == fresh.text and reused.new_tokens == 20
+    # The same prompt again reuses all but the last prompt token.
+    third = warm.generate(again, threading.Event())
+    assert third.reused_tokens == third.prompt_tokens - 1 and third.text == fresh.text
+
+
+def test_cancel_stops_mid_decode(generator: TransformersGenerator) -> None:
+    request = GenerationRequest(prompt=FIM.format("x = "), max_tokens=500, stop=(), max_lines=0)
+    result = generator.generate(request, CancelAfter(5))
+    assert result.stop_reason == "cancelled" and result.new_tokens == 4
+
+
+def test_cancelled_generation_leaves_a_usable_cache(generator: TransformersGenerator) -> None:
+    prompt = FIM.format("values = [1, 2, 3]\ntotal = ")
+    request = GenerationRequest(prompt=prompt, max_tokens=8, stop=(), max_lines=0)
+    generator.generate(request, CancelAfter(3))
+    after = generator.generate(request, threading.Event())
+    fresh = TransformersGenerator(generator._model_dir, model_id="t", device="cpu", int8=False)
+    assert after.text == fresh.generate(request, threading.Event()).text
+
+
+# -- engine: cache, typing-through, anchors ---------------------------------------------------
+
+
+def test_typing_through_makes_no_model_call(generator: TransformersGenerator) -> None:
+    engine = engine_for(generator)
+    text = "import os\nprint("
+    shown = engine.complete(at_end(text))
+    assert shown.source == "model" and len(shown.text) >= 3, shown
+    runs = engine.counts["modelRuns"]
+    typed = shown.text[:2]
+    through = engine.complete(at_end(text + typed))
+    assert through.source == "typing-through"
+    assert through.text == shown.text[2:]
+    assert engine.counts["modelRuns"] == runs
+    # Typing something else goes back to the model.
+    other = "Z" if not shown.text.startswith("Z") else "Q"
+    assert engine.complete(at_end(text + other)).source == "model"
+    assert engine.counts["modelRuns"] == runs + 1
+
+
+def test_typing_through_is_per_document(generator: TransformersGenerator) -> None:
+    engine = engine_for(generator)
+    shown = engine.complete(at_end("import os\nprint(", key="a"))
+    assert shown.text
+    assert engine.complete(at_end("import os\nprint(" + shown.text[:1], key="b")).source == "model"
+
+
+def test_cache_serves_the_same_prompt(generator: TransformersGenerator) -> None:
+    engine = engine_for(generator)
+    first = engine.complete(at_end("def f(a):\n    return ", key="a"))
+    second = engine.complete(at_end("def f(a):\n    return ", key="b"))
+    assert (first.source, second.source) == ("model", "cache")
+    assert second.text == first.text and engine.counts["modelRuns"] == 1
+
+
+def test_lru_evicts_the_oldest(generator: TransformersGenerator) -> None:
+    engine = CompletionEngine(
+        generator, CompletionSettings(retrieval_tokens=0, max_tokens=4), cache_size=2
+    )
+    for text in ("a = ", "b = ", "a = ", "c = ", "b = "):
+        engine.complete(at_end(text, key=""))
+    # a, b: runs; a: hit (now newest); c: run evicts b; b: run again.
+    assert engine.counts["modelRuns"] == 4 and engine.counts["cache"] == 1
+
+
+def test_cache_is_keyed_by_adapter(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    peft_model = get_peft_model(
+        base, LoraConfig(task_type="CAUSAL_LM", r=2, target_modules=["q_proj", "v_proj"])
+    )
+    adapter = tmp_path / "adapter-1"
+    peft_model.save_pretrained(str(adapter))
+    generator = TransformersGenerator(tiny_model_dir, model_id="tiny", device="cpu", int8=False)
+    engine = engine_for(generator)
+    engine.complete(at_end("x = ", key=""))
+    generator.set_adapter(adapter)
+    served = engine.complete(at_end("x = ", key=""))
+    assert served.source == "model" and served.adapter == "adapter-1"
+    assert engine.counts["modelRuns"] == 2
+
+
+@pytest.mark.parametrize(
+    ("prefix", "anchor", "budget", "expected"),
+    [
+        ("a b\nc d\n", None, 100, 0),  # fits: start of the text
+        ("a b\nc d\ne f g", 4, 100, 4),  # a fitting anchor is kept
+        ("a b\nc d\ne f g", 5, 100, 0),  # not at a line start: recomputed
+        ("a b\nc d\ne f g", 99, 100, 0),  # past the end (text shrank): recomputed
+        # Over budget: jump ahead leaving slack (budget 8, 75% = 6 tokens: "c d\ne f g").
+        ("a b\nc d\ne f g", 0, 8, 4),
+        ("l1 x\nl2 x\nl3 x\nl4 x\nl5 x", None, 9, 15),
+    ],
+)
+def test_anchored_start(prefix: str, anchor: int | None, budget: int, expected: int) -> None:
+    assert anchored_start(prefix, anchor, budget, words) == expected
+
+
+def test_anchor_keeps_consecutive_prompts_sharing_their_start(
+    generator: TransformersGenerator,
+) -> None:
+    engine = engine_for(generator, context_tokens=96)
+    text = "".join(f"value_{i} = compute({i}, scale=2)\n" for i in range(40)) + "result = value_"
+    starts = []
+    for ch in "39 + value_38":
+        prepared = engine.prepare(at_end(text))
+        assert isinstance(prepared, Pending)
+        starts.append(prepared.prompt.prefix.split("\n", 1)[0])
+        text += ch
+    assert len(set(starts)) <= 2, starts  # at most one jump in 13 keystrokes
+
+
+# -- scheduling --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gaps", "base", "most", "expected"),
+    [
+        ([], 60, 200, 60),  # too few samples
+        ([0.1, 0.1, 0.1], 60, 200, 120),  # a burst: wait 1.2x the gap
+        ([0.1, 0.1, 0.1], 60, 60, 60),  # adaptation off
+        ([0.4, 0.5, 0.4], 60, 200, 60),  # a slow typist: waiting saves nothing
+        ([0.02, 0.03, 0.02], 60, 200, 60),  # faster than the base: the base
+    ],
+)
+def test_adaptive_debounce(gaps: list[float], base: int, most: int, expected: int) -> None:
+    assert adaptive_debounce_ms(gaps, base, most) == expected
+
+
+async def test_burst_of_keystrokes_runs_the_model_once(generator: TransformersGenerator) -> None:
+    engine = engine_for(generator)
+    scheduler = Scheduler(debounce_ms=80, debounce_max_ms=80)
+    text = "def area(radius):\n    return "
+    tasks = []
+    for i in range(6):
+        tasks.append(asyncio.create_task(scheduler.complete(engine, at_end(text + "r" * i))))
+        await asyncio.sleep(0.01)
+    results = await asyncio.gather(*tasks)
+    scheduler.shutdown()
+    assert [r is None for r in results] == [True] * 5 + [False]
+    assert engine.counts["modelRuns"] == 1 and engine.counts["model"] == 1
+
+
+async def test_cancel_request_stops_the_model(generator: TransformersGenerator) -> None:
+    engine = engine_for(generator, max_tokens=5000)
+    scheduler = Scheduler(debounce_ms=0)
+    task = asyncio.create_task(scheduler.complete(engine, at_end("x = [")))
+    while engine.counts["modelRuns"] == 0:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.05)
+    task.cancel()  # what pygls does on $/cancelRequest
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(200):
+        if engine.counts["cancelled"]:
+            break
+        await asyncio.sleep(0.01)
+    scheduler.shutdown()
+    assert engine.counts["cancelled"] == 1 and engine.counts["model"] == 0
