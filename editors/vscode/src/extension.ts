@@ -1,0 +1,266 @@
+/** Starts `pilotfish serve` with VS Code's language client and wires commands, status and settings. */
+import * as vscode from "vscode";
+import {
+  DidChangeConfigurationNotification,
+  ExecuteCommandRequest,
+  LanguageClient,
+  LanguageClientOptions,
+  ServerOptions,
+  State,
+  TransportKind,
+} from "vscode-languageclient/node";
+import { explainMissing, missingProgram, resolveServer } from "./server";
+import { clientSettings, serverOptions } from "./settings";
+import { StatusBar, Status, summary } from "./status";
+
+const ACCEPTED = "pilotfish.completionAccepted";
+const DISMISSED = "pilotfish.completionDismissed";
+
+let client: LanguageClient | undefined;
+let statusBar: StatusBar;
+let log: vscode.LogOutputChannel;
+let extension: vscode.Extension<unknown>;
+
+/** Completion shown last (the one "Explain" and dismissal tracking refer to). */
+let shownId: string | undefined;
+let acceptedIds = new Set<string>();
+
+function idOf(args: unknown[] | undefined): string | undefined {
+  const first = args?.[0] as { id?: unknown } | undefined;
+  return typeof first?.id === "string" ? first.id : undefined;
+}
+
+async function execute<T>(command: string, args: unknown[] = []): Promise<T | undefined> {
+  if (!client || client.state !== State.Running) {
+    void vscode.window.showWarningMessage("pilotfish: the server is not running. See the pilotfish output channel.");
+    return undefined;
+  }
+  return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args }) as Promise<T>;
+}
+
+/** Tells the server the previous suggestion was not taken, once a different one replaces it. */
+function noteShown(ids: string[]): void {
+  if (shownId && !acceptedIds.has(shownId) && !ids.includes(shownId)) {
+    void execute(DISMISSED, [{ id: shownId }]).catch(() => undefined);
+  }
+  if (ids.length > 0) {
+    shownId = ids[0];
+  }
+  acceptedIds = new Set([...acceptedIds].slice(-20));
+}
+
+function clientOptions(): LanguageClientOptions {
+  return {
+    documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+    outputChannel: log,
+    initializationOptions: serverOptions(extension),
+    initializationFailedHandler: (error) => {
+      statusBar.failed(`the server failed to initialize: ${error}`);
+      return false;
+    },
+    middleware: {
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        const result = await next(document, position, context, token);
+        const items = Array.isArray(result) ? result : (result?.items ?? []);
+        const ids = items
+          .map((item) => idOf(item.command?.arguments))
+          .filter((id): id is string => id !== undefined);
+        noteShown(ids);
+        return result;
+      },
+      executeCommand: async (command, args, next) => {
+        if (command === ACCEPTED) {
+          const id = idOf(args);
+          if (id) {
+            acceptedIds.add(id);
+          }
+        }
+        return next(command, args);
+      },
+      workspace: {
+        // The server may pull its section; answer with the same tree as initializationOptions.
+        configuration: async (params, token, next) => {
+          const result = await next(params, token);
+          if (!Array.isArray(result)) {
+            return result;
+          }
+          return params.items.map((item, i) =>
+            item.section === "pilotfish" ? serverOptions(extension) : result[i],
+          );
+        },
+      },
+    },
+  };
+}
+
+async function start(): Promise<void> {
+  const settings = clientSettings();
+  const server = resolveServer(settings);
+  if (!server || missingProgram(server)) {
+    statusBar.failed("server not found");
+    await explainMissing(server, log);
+    return;
+  }
+  log.appendLine(`Starting ${server.command} ${server.args.join(" ")} (from ${server.source})`);
+  const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const run = { command: server.command, args: server.args, transport: TransportKind.stdio, options: { cwd } };
+  const serverOptions: ServerOptions = { run, debug: run };
+  client = new LanguageClient("pilotfish", "pilotfish", serverOptions, clientOptions());
+  client.onDidChangeState((event) => {
+    if (event.newState === State.Stopped) {
+      statusBar.failed("the server stopped");
+    }
+  });
+  statusBar.starting();
+  try {
+    await client.start();
+  } catch (error) {
+    statusBar.failed(`the server did not start: ${error}`);
+    log.appendLine(`The server did not start: ${error}`);
+    void vscode.window.showErrorMessage(
+      `pilotfish: the server did not start (${server.command}). See the pilotfish output channel.`,
+    );
+    return;
+  }
+  client.onNotification("pilotfish/status", (status: Status) => statusBar.update(status));
+  const status = await execute<Status>("pilotfish.status").catch(() => undefined);
+  if (status) {
+    statusBar.update(status);
+  }
+}
+
+async function stop(): Promise<void> {
+  const old = client;
+  client = undefined;
+  if (old) {
+    await old.stop().catch(() => undefined);
+  }
+}
+
+async function showStatus(): Promise<void> {
+  const status = await execute<Status>("pilotfish.status");
+  if (!status) {
+    log.show();
+    return;
+  }
+  statusBar.update(status);
+  log.appendLine(`Status: ${JSON.stringify(status, null, 2)}`);
+  const choice = await vscode.window.showInformationMessage(`pilotfish: ${summary(status)}`, "Details", "Reindex");
+  if (choice === "Details") {
+    log.show(true);
+  } else if (choice === "Reindex") {
+    await reindex();
+  }
+}
+
+async function reindex(): Promise<void> {
+  const result = await execute<{ started?: boolean; reason?: string }>("pilotfish.reindex");
+  if (result && result.started === false) {
+    void vscode.window.showWarningMessage(`pilotfish: not reindexing: ${result.reason ?? "unknown reason"}`);
+  } else if (result) {
+    void vscode.window.showInformationMessage("pilotfish: reindexing the workspace");
+  }
+}
+
+interface Explanation {
+  id?: string;
+  prompt_tokens?: number;
+  snippets?: { path?: string; start_line?: number; end_line?: number; source?: string; reason?: string; link?: string; text?: string }[];
+  timings?: Record<string, number>;
+  [key: string]: unknown;
+}
+
+/** Renders the explanation as Markdown with clickable `file:line` links. */
+export function explanationMarkdown(explanation: Explanation): string {
+  const out = [`# Context of completion \`${explanation.id ?? "?"}\``, ""];
+  if (explanation.prompt_tokens !== undefined) {
+    out.push(`Prompt: ${explanation.prompt_tokens} tokens.`, "");
+  }
+  const snippets = explanation.snippets ?? [];
+  out.push(`## ${snippets.length} retrieved snippet${snippets.length === 1 ? "" : "s"}`, "");
+  snippets.forEach((s, i) => {
+    const where = `${s.path ?? "?"}:${s.start_line ?? "?"}-${s.end_line ?? "?"}`;
+    out.push(`${i + 1}. [${where}](${s.link ?? ""}) (${s.source ?? "?"}) ${s.reason ?? ""}`);
+    if (s.text) {
+      out.push("", "   ```", ...s.text.split("\n").map((line) => "   " + line), "   ```");
+    }
+  });
+  if (explanation.timings) {
+    out.push("", "## Timings (ms)", "");
+    for (const [stage, ms] of Object.entries(explanation.timings)) {
+      out.push(`- ${stage}: ${ms}`);
+    }
+  }
+  return out.join("\n") + "\n";
+}
+
+async function explainCompletion(): Promise<void> {
+  const explanation = await execute<Explanation | null>(
+    "pilotfish.explainCompletion",
+    shownId ? [{ id: shownId }] : [],
+  );
+  if (explanation === undefined) {
+    return;
+  }
+  if (explanation === null) {
+    void vscode.window.showInformationMessage("pilotfish: no completion to explain yet.");
+    return;
+  }
+  const document = await vscode.workspace.openTextDocument({ language: "markdown", content: explanationMarkdown(explanation) });
+  await vscode.commands.executeCommand("markdown.showPreview", document.uri).then(undefined, () =>
+    vscode.window.showTextDocument(document),
+  );
+}
+
+async function setEnabled(enabled: boolean): Promise<void> {
+  await vscode.workspace.getConfiguration("pilotfish").update("completion.enable", enabled, vscode.ConfigurationTarget.Global);
+  await execute("pilotfish.setEnabled", [enabled]);
+  void vscode.window.setStatusBarMessage(`pilotfish: completions ${enabled ? "enabled" : "disabled"}`, 3000);
+}
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  extension = context.extension;
+  log = vscode.window.createOutputChannel("pilotfish", { log: true });
+  statusBar = new StatusBar();
+  context.subscriptions.push(log, statusBar);
+  const command = (name: string, fn: () => unknown) =>
+    context.subscriptions.push(vscode.commands.registerCommand(name, fn));
+  command("pilotfish.reindex", reindex);
+  command("pilotfish.showStatus", showStatus);
+  command("pilotfish.explainCompletion", explainCompletion);
+  command("pilotfish.enable", () => setEnabled(true));
+  command("pilotfish.disable", () => setEnabled(false));
+  command("pilotfish.toggle", () => setEnabled(statusBar.last?.enabled === false));
+  command("pilotfish.restart", async () => {
+    await stop();
+    await start();
+  });
+  command("pilotfish.showLog", () => log.show());
+  command("pilotfish.dismissInline", async () => {
+    if (shownId && !acceptedIds.has(shownId)) {
+      void execute(DISMISSED, [{ id: shownId }]).catch(() => undefined);
+      acceptedIds.add(shownId); // reported once
+    }
+    await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
+  });
+  context.subscriptions.push(
+    vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (!event.affectsConfiguration("pilotfish")) {
+        return;
+      }
+      if (event.affectsConfiguration("pilotfish.server") || !client) {
+        await stop();
+        await start();
+      } else if (client.state === State.Running) {
+        await client.sendNotification(DidChangeConfigurationNotification.type, {
+          settings: { pilotfish: serverOptions(extension) },
+        });
+      }
+    }),
+  );
+  await start();
+}
+
+export async function deactivate(): Promise<void> {
+  await stop();
+}
