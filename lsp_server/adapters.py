@@ -18,9 +18,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError
+
+if TYPE_CHECKING:
+    from .engine.generate import Generator
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +172,33 @@ def incompatibility(info: AdapterInfo, model_id: str, model_sha256: str = "") ->
             f"(sha256 {wanted_sha[:12]} vs {model_sha256[:12]}); train a new adapter"
         )
     return None
+
+
+def apply(
+    generator: Generator, data_dir: Path, setting: str = "auto", model_sha256: str = ""
+) -> str:
+    """Serve with the adapter ``setting`` names: ``auto`` (the current one), ``none``, a folder.
+
+    Returns a one-line outcome for logs and messages. An adapter trained on another base model
+    is refused and the generator keeps what it had.
+    """
+    if setting == "none":
+        if generator.adapter is not None:
+            generator.set_adapter(None)
+        return "serving the base model (adapters disabled)"
+    if setting != "auto":
+        folder = Path(setting).expanduser()
+        info = AdapterInfo(name=folder.name, path=folder, manifest=read_manifest(folder))
+    else:
+        found = current(data_dir)
+        if found is None:
+            if generator.adapter is not None:
+                generator.set_adapter(None)
+            return "no current adapter; serving the base model"
+        info = found
+    problem = incompatibility(info, generator.model_id, model_sha256)
+    if problem:
+        log.warning("%s", problem)
+        return f"refused: {problem}"
+    generator.set_adapter(info.path)
+    return f"serving adapter {info.name}"
