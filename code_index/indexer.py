@@ -470,9 +470,11 @@ class Index:
     # ---- queries ------------------------------------------------------------------------------
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
-                 count_tokens: Callable[[str], int] | None = None) -> list[Snippet]:
+                 count_tokens: Callable[[str], int] | None = None,
+                 max_snippets: int = 8) -> list[Snippet]:
         """Ranked, fused, deduplicated snippets for a cursor that fit ``budget_tokens``."""
-        return self.retriever.retrieve(ctx, budget_tokens=budget_tokens, count_tokens=count_tokens)
+        return self.retriever.retrieve(ctx, budget_tokens=budget_tokens,
+                                       count_tokens=count_tokens, max_snippets=max_snippets)
 
     def search(self, query: str, k: int = 10) -> list[Snippet]:
         """Free-text search (``pilotfish search``): symbols, lexical and dense, fused."""

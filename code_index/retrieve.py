@@ -16,7 +16,7 @@ import numpy as np
 
 from .languages import normalize_language
 from .store import Store, fts_query
-from .symbols import identifiers_in
+from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,10 @@ SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet
 CURSOR_WINDOW_BEFORE = 80  # same-file lines likely already in the prompt's prefix
 CURSOR_WINDOW_AFTER = 30
 AMBIGUOUS_DEFINITIONS = 12  # a name defined this often says little about which one is meant
+FEW_DEFINITIONS = 3  # more than this: only the best-placed definition is kept
+MAX_LOOKUP_NAMES = 96
+MEMBER_PENALTY = 8
+AMBIGUOUS_PENALTY = 8
 _KIND_RANK = {"class": 0, "interface": 0, "struct": 0, "enum": 0, "type": 1, "function": 1,
               "method": 2, "constant": 2, "macro": 2, "module": 3, "variable": 3, "field": 4}
 _IMPORT_RE = re.compile(
@@ -36,6 +40,9 @@ _IMPORT_RE = re.compile(
     r"|^\s*import\s+.*?from\s+['\"]([^'\"]+)['\"]",
     re.MULTILINE,
 )
+
+
+_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class _Vectors(Protocol):
@@ -108,6 +115,28 @@ def _module_paths(prefix: str) -> tuple[dict[str, str], set[str]]:
     return names, modules
 
 
+def names_by_distance(prefix: str, suffix: str, first: list[str], *, before: int = 3000,
+                      after: int = 600, limit: int = 256) -> list[str]:
+    """Identifiers of the text around the cursor, nearest first (``first`` lead).
+
+    The name a line is about to use is often imported at the top or used a little below,
+    not only in the last lines, so the whole neighbourhood counts, ordered by line distance.
+    """
+    distance: dict[str, int] = {}
+    for name in first:
+        distance.setdefault(name, 0)
+    before_lines = prefix.split("\n")[-before:]
+    for offset, line in enumerate(reversed(before_lines)):
+        for name in _IDENT_RE.findall(line):
+            if name not in distance and len(name) > 2 and name not in KEYWORDS:
+                distance[name] = offset
+    for offset, line in enumerate(suffix.split("\n", after)[:after]):
+        for name in _IDENT_RE.findall(line):
+            if len(name) > 2 and name not in KEYWORDS and distance.get(name, 10**6) > offset:
+                distance[name] = offset
+    return sorted(distance, key=lambda n: distance[n])[:limit]
+
+
 class Retriever:
     """Fuses symbol, lexical and dense candidates for a cursor (the engine's one seam)."""
 
@@ -130,7 +159,8 @@ class Retriever:
     # ---- the engine's API ---------------------------------------------------------------------
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
-                 count_tokens: Callable[[str], int] | None = None) -> list[Snippet]:
+                 count_tokens: Callable[[str], int] | None = None,
+                 max_snippets: int = MAX_SNIPPETS) -> list[Snippet]:
         """Ranked, fused, deduplicated snippets for the cursor, within ``budget_tokens``."""
         started = time.perf_counter()
         if budget_tokens <= 0:
@@ -144,11 +174,14 @@ class Retriever:
             if name not in near:
                 near.append(name)
         near = [n for n in near if len(n) > 1][:24]
+        names = names_by_distance(ctx.prefix, ctx.suffix, near)
         imported, modules = _module_paths(ctx.prefix[:20000])
         cursor_line = ctx.line + 1
         try:
             t0 = time.perf_counter()
-            symbols = self._symbol_candidates(db, near, imported, modules, cur_rel, cursor_line)
+            local = self._local_names(db, cur_rel)
+            symbols = self._symbol_candidates(db, names, imported, modules, cur_rel, cursor_line,
+                                              local)
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             t2 = time.perf_counter()
@@ -159,7 +192,8 @@ class Retriever:
             log.warning("retrieval failed: %s", exc)
             return []
         fused = fuse([symbols, lexical, dense])
-        snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens)
+        snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
+                              max_snippets=max_snippets)
         self.last_timings = Timings(
             symbol=(t1 - t0) * 1000, lexical=(t2 - t1) * 1000, dense=(t3 - t2) * 1000,
             total=(time.perf_counter() - started) * 1000,
@@ -203,6 +237,15 @@ class Retriever:
             and end >= line - CURSOR_WINDOW_BEFORE
         )
 
+    @staticmethod
+    def _local_names(db: sqlite3.Connection, cur_rel: str | None) -> set[str]:
+        if cur_rel is None:
+            return set()
+        return {r[0] for r in db.execute(
+            "SELECT s.name FROM symbols s JOIN files f ON f.id=s.file_id WHERE f.path=?",
+            (cur_rel,),
+        )}
+
     def _symbol_candidates(
         self,
         db: sqlite3.Connection,
@@ -211,23 +254,34 @@ class Retriever:
         modules: set[str],
         cur_rel: str | None,
         cursor_line: int,
+        local: set[str] | frozenset[str] = frozenset(),
     ) -> list[Candidate]:
         if not names:
             return []
         placeholders = ",".join("?" * len(names))
+        # Count first (index only): a name defined in many places is fetched just once.
+        counts = dict(db.execute(
+            f"SELECT name, count(*) FROM symbols WHERE name IN ({placeholders}) GROUP BY name",
+            names,
+        ).fetchall())
+        defined = [n for n in names if 0 < counts.get(n, 0) <= AMBIGUOUS_DEFINITIONS]
+        defined = defined[:MAX_LOOKUP_NAMES]
+        if not defined:
+            return []
+        placeholders = ",".join("?" * len(defined))
         rows = db.execute(
             "SELECT s.name, s.kind, s.qualified_name, s.summary, s.start_line, s.end_line, "
             "s.outer_start_line, f.path, f.origin, f.package FROM symbols s "
-            f"JOIN files f ON f.id=s.file_id WHERE s.name IN ({placeholders}) LIMIT 2000",
-            names,
+            f"JOIN files f ON f.id=s.file_id WHERE s.name IN ({placeholders})",
+            defined,
         ).fetchall()
         by_name: dict[str, list[tuple]] = {}
         for row in rows:
             by_name.setdefault(row[0], []).append(row)
-        order = {n: i for i, n in enumerate(names)}
+        order = {n: i for i, n in enumerate(defined)}
         scored: list[tuple[tuple, Candidate]] = []
         for name, defs in by_name.items():
-            ambiguous = len(defs) > AMBIGUOUS_DEFINITIONS
+            ambiguous = len(defs) > FEW_DEFINITIONS
             module = imported.get(name)
             ranked = []
             for (_, kind, qual, summary, start, end, outer, path, origin, package) in defs:
@@ -239,10 +293,13 @@ class Retriever:
                                                stem.endswith(module + "/__init__")))
                 in_imported_module = any(stem.endswith(m) for m in modules)
                 # The identifier nearest the cursor leads; imports pick among its definitions.
+                member = "." in qual and kind not in ("class", "struct", "interface")
                 key = (
-                    ambiguous,
+                    name in local and not same,  # the file defines it: others are unlikely
                     same,
-                    order[name],
+                    # Top-level names say more than attribute names (`value`, `append`).
+                    order[name] + (MEMBER_PENALTY if member else 0)
+                    + (AMBIGUOUS_PENALTY if ambiguous else 0),
                     not from_import,
                     not in_imported_module,
                     origin != "repo",

@@ -530,7 +530,7 @@ def _import_of(node: Node, language: str) -> list[Import]:
     return []
 
 
-_KEYWORDS = frozenset(
+KEYWORDS = frozenset(
     [
         "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
         "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
@@ -552,7 +552,7 @@ def identifiers_in(text: str, *, limit: int = 32, skip_keywords: bool = True) ->
     """Identifiers in the text, last first, without repeats, keywords and one-letter names."""
     seen: dict[str, None] = {}
     for name in reversed(_IDENT.findall(text)):
-        if len(name) < 2 or name in seen or (skip_keywords and name in _KEYWORDS):
+        if len(name) < 2 or name in seen or (skip_keywords and name in KEYWORDS):
             continue
         seen[name] = None
         if len(seen) >= limit:
@@ -575,7 +575,7 @@ def identifiers_around(source: str, line: int, *, before: int = 12, after: int =
     seen: dict[str, None] = {}
     for text in ordered:
         for name in _IDENT.findall(text):
-            if len(name) > 1 and name not in _KEYWORDS and name not in seen:
+            if len(name) > 1 and name not in KEYWORDS and name not in seen:
                 seen[name] = None
     return list(seen)
 

@@ -1,0 +1,200 @@
+"""Recall@k of the cross-file definition a held-out line uses: pilotfish vs Jaccard windows.
+
+    python benchmarks/retrieval_recall.py [--repo DIR ...] [--lines 300] [--dense] [--json OUT]
+
+For each repository (real code no one here wrote: by default GitPython and two stdlib
+packages), it samples lines that name something defined in exactly one other file of the
+repository (import lines excluded). The line is held out: the cursor sits at its start with
+the lines above as prefix and the lines below as suffix. A method is a hit at k when one of its
+first k results is in the defining file and covers the definition's first line.
+
+Baseline (Copilot / RepoCoder): 20-line windows (stride 10) of every other file, ranked by
+Jaccard similarity of their identifier sets with the last 20 lines before the cursor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.indexer import Index
+from pilotfish.code_index.types import CursorContext
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A held-out line and the definition it uses."""
+
+    path: str
+    line: int  # 1-based held-out line
+    name: str
+    target_path: str
+    target_line: int
+
+
+def default_repos() -> list[Path]:
+    import git  # GitPython, installed with pilotfish
+
+    stdlib = Path(sysconfig.get_path("stdlib"))
+    return [Path(git.__file__).parent, stdlib / "asyncio", stdlib / "email"]
+
+
+def collect_cases(index: Index, root: Path, n: int, seed: int) -> list[Case]:
+    db = index.store.reader()
+    defs: dict[str, list[tuple[str, int]]] = {}
+    for name, qual, path, start, kind in db.execute(
+        "SELECT s.name, s.qualified_name, f.path, COALESCE(s.outer_start_line, s.start_line), "
+        "s.kind FROM symbols s JOIN files f ON f.id=s.file_id "
+        "WHERE f.origin='repo' AND f.language='python'"
+    ):
+        defs.setdefault(name, []).append((path, start))
+        if kind not in ("function", "method", "class", "constant") or len(name) < 4:
+            defs[name].append(("", 0))  # fields and variables make a name ambiguous here
+        elif kind == "method" and "." not in qual:
+            defs[name].append(("", 0))
+    cases: list[Case] = []
+    files = [r[0] for r in db.execute(
+        "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path")]
+    for rel in files:
+        lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
+        for i, line in enumerate(lines, start=1):
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("#", "import ", "from ", "def ", "class ",
+                                                    "@", '"', "'")):
+                continue
+            code = re.sub(r"#.*|'[^']*'|\"[^\"]*\"", "", line)
+            for name in dict.fromkeys(IDENT.findall(code)):
+                places = defs.get(name)
+                if not places or name.startswith("__"):
+                    continue
+                # Used as code (called, dotted, or a value), not a word in prose.
+                if not re.search(rf"(\.{name}\b|\b{name}\s*[(.\[)\],:]|=\s*{name}\b)", code):
+                    continue
+                if len(places) > 1:
+                    continue  # defined more than once: the target is ambiguous
+                if places[0][0] == rel:
+                    continue
+                target_path, target_line = places[0]
+                cases.append(Case(rel, i, name, target_path, target_line))
+                break
+    random.Random(seed).shuffle(cases)
+    return cases[:n]
+
+
+class Jaccard:
+    """20-line windows of every file with their identifier sets."""
+
+    def __init__(self, root: Path, files: list[str], size: int = 20, stride: int = 10) -> None:
+        self.windows: list[tuple[str, int, int, frozenset[str]]] = []
+        for rel in files:
+            lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
+            for start in range(0, max(1, len(lines) - size + stride), stride):
+                chunk = lines[start : start + size]
+                self.windows.append((rel, start + 1, start + len(chunk),
+                                     frozenset(IDENT.findall("\n".join(chunk)))))
+
+    def rank(self, query: str, exclude: str, k: int) -> list[tuple[str, int, int]]:
+        q = frozenset(IDENT.findall(query))
+        scored = []
+        for rel, lo, hi, ids in self.windows:
+            if rel == exclude or not ids:
+                continue
+            inter = len(q & ids)
+            if inter:
+                scored.append((inter / len(q | ids), rel, lo, hi))
+        scored.sort(key=lambda t: -t[0])
+        return [(rel, lo, hi) for _, rel, lo, hi in scored[:k]]
+
+
+def hit_rank(results: list[tuple[str, int, int]], case: Case) -> int | None:
+    for rank, (path, lo, hi) in enumerate(results, start=1):
+        if path == case.target_path and lo <= case.target_line <= hi:
+            return rank
+    return None
+
+
+def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
+    data = Path(tempfile.mkdtemp(prefix="pf-recall-"))
+    try:
+        cfg = IndexConfig(embeddings=dense, dependency_docs=False)
+        index = Index(root, data, cfg)
+        t0 = time.perf_counter()
+        summary = index.build(embed=dense)
+        build_s = time.perf_counter() - t0
+        if dense:
+            index.open_vectors()
+        cases = collect_cases(index, root, n, seed)
+        files = [r[0] for r in index.store.reader().execute(
+            "SELECT path FROM files WHERE origin='repo' AND language='python'")]
+        jaccard = Jaccard(root, files)
+        ranks: dict[str, list[int | None]] = {"pilotfish": [], "jaccard": []}
+        latencies: list[float] = []
+        for case in cases:
+            lines = (root / case.path).read_text(encoding="utf-8", errors="replace").split("\n")
+            target = lines[case.line - 1]
+            indent = target[: len(target) - len(target.lstrip())]
+            prefix = "\n".join(lines[: case.line - 1]) + "\n" + indent
+            suffix = "\n" + "\n".join(lines[case.line :])
+            ctx = CursorContext(prefix=prefix, suffix=suffix, language="python",
+                                path=str(root / case.path), repo_root=str(root),
+                                line=case.line - 1)
+            t = time.perf_counter()
+            snippets = index.retrieve(ctx, budget_tokens=10**6, max_snippets=max(KS))
+            latencies.append((time.perf_counter() - t) * 1000)
+            ranks["pilotfish"].append(hit_rank(
+                [(s.path, s.start_line, s.end_line) for s in snippets], case))
+            query = "\n".join(lines[max(0, case.line - 21) : case.line - 1])
+            ranks["jaccard"].append(hit_rank(jaccard.rank(query, case.path, max(KS)), case))
+        index.close()
+        result: dict[str, object] = {
+            "repo": str(root), "files": summary.files, "chunks": summary.chunks,
+            "cases": len(cases), "build_seconds": round(build_s, 1), "dense": dense,
+        }
+        for method, rs in ranks.items():
+            result[method] = {f"recall@{k}": round(sum(1 for r in rs if r and r <= k)
+                                                   / max(1, len(rs)), 3) for k in KS}
+        latencies.sort()
+        result["pilotfish_ms_p50"] = round(latencies[len(latencies) // 2], 1) if latencies else 0
+        return result
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repo", type=Path, action="append", default=None)
+    parser.add_argument("--lines", type=int, default=300)
+    parser.add_argument("--dense", action="store_true", help="also embed (slow on CPU)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    results = []
+    for repo in args.repo or default_repos():
+        result = evaluate(repo.resolve(), args.lines, args.dense, args.seed)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+    total = sum(int(r["cases"]) for r in results)  # type: ignore[arg-type]
+    overall: dict[str, dict[str, float]] = {}
+    for method in ("pilotfish", "jaccard"):
+        overall[method] = {
+            f"recall@{k}": round(sum(r[method][f"recall@{k}"] * int(r["cases"])  # type: ignore[index]
+                                     for r in results) / max(1, total), 3) for k in KS}
+    print(json.dumps({"overall": overall, "cases": total}), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"repos": results, "overall": overall}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
