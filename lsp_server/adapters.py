@@ -136,8 +136,7 @@ def remove(data_dir: Path, name: str) -> None:
 
 def install(data_dir: Path, staged: Path, name: str) -> Path:
     """Move a fully written adapter folder into the registry under ``name`` (one rename)."""
-    if not _NAME.match(name):
-        raise UserError(f"bad adapter name {name!r}: letters, digits, '.', '_' and '-' only")
+    check_name(name)
     if not (staged / MANIFEST).is_file():
         raise ValueError(f"{staged} has no {MANIFEST}")
     root = adapters_dir(data_dir)
@@ -149,8 +148,15 @@ def install(data_dir: Path, staged: Path, name: str) -> Path:
     return dest
 
 
+def check_name(name: str) -> None:
+    """Raise :class:`UserError` unless ``name`` is a safe folder name."""
+    if not _NAME.match(name) or ".." in name:
+        raise UserError(f"bad adapter name {name!r}: letters, digits, '.', '_' and '-' only")
+
+
 def staging_dir(data_dir: Path, name: str) -> Path:
     """A fresh folder on the registry's file system to write an adapter into before install."""
+    check_name(name)
     root = adapters_dir(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=root, prefix=f".staging-{name}-"))
