@@ -5,7 +5,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from pilotfish.lsp_server import adapters
 from pilotfish.lsp_server.errors import UserError
 

@@ -4,7 +4,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
 from pilotfish.lsp_server.settings import CompletionSettings
 from pilotfish.training.evaluate import (
@@ -109,7 +108,7 @@ def test_gate_promotes_an_adapter_that_wins_and_reports(tmp_path: Path) -> None:
     gen = ScriptedGenerator({f"def f{i}(x)": f"return x * {i}" for i in range(12)})
     seen_snippets: list[int] = []
 
-    def retrieve(ctx, budget):  # noqa: ANN001, ANN202
+    def retrieve(ctx, budget):
         seen_snippets.append(budget)
         return []
 

@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from pilotfish.lsp_server import adapters
 from pilotfish.lsp_server.cli import main as pilotfish
 from pilotfish.training.__main__ import main as training
@@ -34,7 +33,7 @@ def test_train_produces_a_gated_adapter_with_report_and_gguf(
     history,
     tiny_model_dir: Path,
     tmp_path: Path,
-    capsys,  # noqa: ANN001
+    capsys,
 ) -> None:
     root, commit = make_repo()
     history(commit, n=10)
@@ -91,7 +90,7 @@ def test_gate_failure_keeps_adapter_but_not_current(
     make_repo,
     history,
     tiny_model_dir: Path,
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     root, commit = make_repo()
     history(commit, n=6)
@@ -119,7 +118,7 @@ def test_gate_failure_keeps_adapter_but_not_current(
     assert not (adapters.get(data, "t2").path / "adapter.gguf").exists()
 
 
-def _repo_only_docs(make_repo) -> Path:  # noqa: ANN001
+def _repo_only_docs(make_repo) -> Path:
     root, commit = make_repo()
     commit({"README.md": "# a\n"}, "docs")
     commit({"README.md": "# a\nmore\n"}, "more docs")
@@ -132,7 +131,7 @@ def test_bad_repositories_exit_with_one_line(
     make_repo,
     tmp_path: Path,
     tiny_model_dir: Path,
-    capfd,  # noqa: ANN001
+    capfd,
 ) -> None:
     if case == "not-git":
         root = tmp_path / "plain"
@@ -166,7 +165,7 @@ def test_bad_repositories_exit_with_one_line(
     assert expected in err[-1]
 
 
-def test_adapters_cli(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+def test_adapters_cli(tmp_path: Path, capsys) -> None:
     data = tmp_path / "d"
     staged = adapters.staging_dir(data, "x1")
     (staged / adapters.MANIFEST).write_text(json.dumps({"base_model": {"id": "m"}}))
