@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -191,5 +193,14 @@ def create_server() -> PilotfishServer:
 
 
 def serve_stdio() -> None:
-    """Serve over stdin/stdout until the client exits."""
-    create_server().start_io()
+    """Serve over stdin/stdout until the client exits.
+
+    The protocol gets a private copy of the stdout descriptor and descriptor 1 is pointed at
+    stderr: native libraries (llama.cpp, tokenizers) print to fd 1 and would corrupt the
+    JSON-RPC stream otherwise.
+    """
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.stdout = sys.stderr
+    create_server().start_io(stdin=sys.stdin.buffer, stdout=protocol_out)

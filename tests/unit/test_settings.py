@@ -1,0 +1,61 @@
+import pytest
+from pilotfish.lsp_server.settings import (
+    Settings,
+    SettingsError,
+    defaults_schema,
+    parse_settings,
+    parse_settings_or_default,
+    settings_to_wire,
+)
+
+
+def test_none_gives_defaults() -> None:
+    assert parse_settings(None) == Settings()
+
+
+def test_camel_case_nested_values() -> None:
+    s = parse_settings(
+        {"model": {"name": "x.gguf", "apiKeyEnv": "K"}, "completion": {"maxTokens": 12}}
+    )
+    assert s.model.name == "x.gguf"
+    assert s.model.api_key_env == "K"
+    assert s.completion.max_tokens == 12
+    assert s.completion.max_lines == Settings().completion.max_lines
+
+
+def test_pilotfish_section_is_unwrapped() -> None:
+    s = parse_settings({"pilotfish": {"completion": {"enable": False}}})
+    assert s.completion.enable is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"completion": {"maxTokens": "many"}}, "max_tokens"),
+        ({"completion": {"bogus": 1}}, "bogus"),
+        ({"model": {"device": "tpu"}}, "device"),
+        ([1, 2], "must be an object"),
+    ],
+)
+def test_bad_values_are_reported(raw: object, fragment: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        parse_settings(raw)
+    assert fragment in str(info.value)
+
+
+def test_bad_values_fall_back_to_defaults() -> None:
+    settings, error = parse_settings_or_default({"completion": {"maxTokens": "many"}})
+    assert settings == Settings()
+    assert error
+
+
+def test_wire_round_trip() -> None:
+    s = parse_settings({"index": {"exclude": ["*.min.js"]}, "hover": {"budgetMs": 900}})
+    assert parse_settings(settings_to_wire(s)) == s
+
+
+def test_schema_lists_every_leaf_in_camel_case() -> None:
+    schema = defaults_schema()
+    assert schema["completion.maxTokens"] == Settings().completion.max_tokens
+    assert schema["model.name"] == "qwen2.5-coder-0.5b"
+    assert all("_" not in key for key in schema)
