@@ -48,6 +48,8 @@ class Completion:
     new_tokens: int = 0
     reused_tokens: int = 0
     stop_reason: str = ""
+    prompt: str = ""
+    """The prompt sent to the model (or found in the cache); empty when none was built."""
 
     def to_json(self) -> dict[str, object]:
         """The JSON form of ``pilotfish complete --json`` and ``pilotfish.explainCompletion``."""
@@ -65,6 +67,7 @@ class Completion:
             "new_tokens": self.new_tokens,
             "reused_tokens": self.reused_tokens,
             "stop_reason": self.stop_reason,
+            "prompt": self.prompt,
         }
 
 
@@ -121,9 +124,10 @@ class CompletionEngine:
         self._anchors: dict[str, int] = {}
         self._recent: OrderedDict[str, Completion] = OrderedDict()
         self._lock = threading.Lock()
+        self.count_tokens = TokenCounter(generator.count_tokens)
         self.latencies_ms: deque[float] = deque(maxlen=200)
         self.overheads_ms: deque[float] = deque(maxlen=200)
-        """Time of model-served requests outside the model (prefill and decode)."""
+        """Time of model-served requests outside the model and the queue (engine overhead)."""
         self.counts = {
             "requests": 0,
             "model": 0,
@@ -194,9 +198,7 @@ class CompletionEngine:
             retrieval_tokens=self.settings.retrieval_tokens,
         )
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
-        prompt = build_prompt(
-            ctx_for_prompt, self.template, self.generator.count_tokens, budget, snippets
-        )
+        prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets)
         t = lap("prompt", t)
 
         multiline = wants_multiline(ctx)
@@ -224,6 +226,9 @@ class CompletionEngine:
 
     def run(self, pending: Pending, cancel: threading.Event) -> Completion:
         """Generate for a prepared request (on the model thread), then postprocess."""
+        # Debounce and the wait for the model thread: time the request spent queued.
+        queued = time.perf_counter() - pending.started - sum(pending.timings.values()) / 1000
+        pending.timings["wait"] = max(0.0, queued * 1000)
         if cancel.is_set():
             return self._cancelled(pending)
         with self._lock:
@@ -256,6 +261,7 @@ class CompletionEngine:
             pending.timings,
             skipped="cancelled",
             snippets=pending.prompt.snippets,
+            prompt=pending.prompt.text,
         )
         return self._finish(completion, pending.request, pending.ctx, pending.started)
 
@@ -274,12 +280,13 @@ class CompletionEngine:
             skipped=None if text else "postprocess rejected the suggestion",
             snippets=pending.prompt.snippets,
             generation=generation,
+            prompt=pending.prompt.text,
         )
         return self._finish(completion, pending.request, pending.ctx, pending.started)
 
     def _anchor(self, key: str, ctx: CursorContext, budget: PromptBudget) -> CursorContext:
         """The context with its prefix cut at the document's sticky anchor (see anchor.py)."""
-        count = self.generator.count_tokens
+        count = self.count_tokens
         suffix = keep_head(ctx.suffix, int(budget.infile_tokens * budget.suffix_share), count)
         prefix_budget = budget.infile_tokens - count(suffix)
         with self._lock:
@@ -300,6 +307,7 @@ class CompletionEngine:
         skipped: str | None = None,
         snippets: tuple[Snippet, ...] = (),
         generation: Generation | None = None,
+        prompt: str = "",
     ) -> Completion:
         return Completion(
             id=request_id,
@@ -315,6 +323,7 @@ class CompletionEngine:
             new_tokens=generation.new_tokens if generation else 0,
             reused_tokens=generation.reused_tokens if generation else 0,
             stop_reason=generation.stop_reason if generation else source,
+            prompt=prompt,
         )
 
     def _typing_through(self, key: str, ctx: CursorContext) -> str | None:
@@ -344,10 +353,8 @@ class CompletionEngine:
                 self.counts["skipped" if completion.source == "none" else completion.source] += 1
             if completion.source == "model":
                 self.latencies_ms.append(total)
-                model_ms = completion.timings.get("prefill", 0.0) + completion.timings.get(
-                    "decode", 0.0
-                )
-                self.overheads_ms.append(total - model_ms)
+                outside = sum(completion.timings.get(k, 0.0) for k in ("prefill", "decode", "wait"))
+                self.overheads_ms.append(total - outside)
             # Typing-through keys on where the suggestion was first shown.
             if completion.text and request.document_key and completion.source != "typing-through":
                 self._shown[request.document_key] = _Shown(ctx.prefix, ctx.suffix, completion.text)
@@ -390,6 +397,34 @@ class CompletionEngine:
             "p95Ms": _percentile(lat, 0.95),
             "overheadP50Ms": _percentile(over, 0.5),
         }
+
+
+class TokenCounter:
+    """Memoized token counting: the prompt stage counts the same texts on every keystroke.
+
+    The suffix (and its binary-search cuts) is unchanged while the user types, and the
+    anchored prefix is counted twice per request; an LRU of recent texts makes those free.
+    """
+
+    def __init__(self, count: Callable[[str], int], size: int = 256) -> None:
+        self._count = count
+        self._memo: OrderedDict[str, int] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def __call__(self, text: str) -> int:
+        """Tokens ``text`` takes."""
+        with self._lock:
+            hit = self._memo.get(text)
+            if hit is not None:
+                self._memo.move_to_end(text)
+                return hit
+        n = self._count(text)
+        with self._lock:
+            self._memo[text] = n
+            if len(self._memo) > self._size:
+                self._memo.popitem(last=False)
+        return n
 
 
 def _percentile(values: list[float], q: float) -> float | None:

@@ -1,0 +1,420 @@
+"""Latency benchmark: a real stdlib module typed into the real server over LSP, llama.cpp beside it.
+
+Run:  python benchmarks/latency.py --module textwrap --start-line 120 --lines 12
+
+1. Starts ``pilotfish serve`` and opens a copy of the module with a block of lines removed.
+2. Types that block back at human speed (seeded gaps, longer after spaces and newlines, the
+   editor's auto-indent inserted at once), sending ``didChange`` + ``inlineCompletion`` per
+   keystroke and ``$/cancelRequest`` for the request a keystroke supersedes, as VS Code does.
+3. Reports end-to-end p50/p95 of answered requests, per-stage medians of model-served ones,
+   the engine's counts (model runs, cache and typing-through hit rates), tokens/s, peak RSS.
+4. Replays the states the server sent to the model in this process, side by side: the pilotfish
+   engine (llama.cpp backend) and plain llama-cpp-python (``Llama.generate`` on the same prompt
+   for the same number of tokens), warm (consecutive, each with its own KV cache) and cold
+   (caches reset), and prints their ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+from engine_lsp_client import LspClient, Sent
+
+MODEL = "qwen2.5-coder-0.5b"
+
+
+@dataclass
+class Keystroke:
+    """One edit of the trace and the completion request that followed it."""
+
+    index: int
+    text: str
+    line: int
+    column: int
+    typed: str
+    sent: Sent | None = None
+    result: Any = None
+    explain: dict[str, Any] | None = None
+
+
+@dataclass
+class Trace:
+    """The document before typing, and the edits that type the block back."""
+
+    path: Path
+    initial: str
+    keystrokes: list[Keystroke] = field(default_factory=list)
+    gaps_s: list[float] = field(default_factory=list)
+
+
+def build_trace(
+    source: str, start: int, count: int, seed: int, speed: float
+) -> tuple[str, list[tuple[str, int, int, str]], list[float]]:
+    """The initial text, the edits (text, line, column, typed) and the gaps before each."""
+    lines = source.split("\n")
+    block = "\n".join(lines[start : start + count]) + "\n"
+    before = "\n".join(lines[:start]) + "\n"
+    after = "\n".join(lines[start + count :])
+    rng = random.Random(seed)
+    edits: list[tuple[str, int, int, str]] = []
+    gaps: list[float] = []
+    typed = ""
+    i = 0
+    while i < len(block):
+        ch = block[i]
+        piece = ch
+        if ch == "\n":
+            # The editor's auto-indent: the next line's indentation arrives with the newline.
+            j = i + 1
+            while j < len(block) and block[j] in " \t":
+                j += 1
+            piece = block[i:j]
+        prev = typed[-1:] if typed else "\n"
+        gap = rng.lognormvariate(-2.05, 0.35)  # about 130 ms within a word
+        if prev in " ,.(":
+            gap += 0.06
+        if prev == "\n" or typed.endswith(" " * 4):
+            gap += 0.45 + (1.5 if rng.random() < 0.15 else 0.0)
+        typed += piece
+        i += len(piece)
+        text = before + typed + after
+        head = before + typed
+        line = head.count("\n")
+        column = len(head) - (head.rfind("\n") + 1)
+        edits.append((text, line, column, piece))
+        gaps.append(gap / speed)
+    return before + after, edits, gaps
+
+
+def utf16_column(text: str, line: int, column: int) -> int:
+    """LSP positions count UTF-16 code units."""
+    row = text.split("\n")[line][:column]
+    return len(row.encode("utf-16-le")) // 2
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 1)
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM of a process, in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+async def drive_server(
+    args: argparse.Namespace, trace: Trace, edits: list[tuple[str, int, int, str]]
+) -> dict[str, Any]:
+    """Type the trace into the server and collect what it answered."""
+    log = open(args.workdir / "server.log", "w")  # noqa: SIM115
+    client = await LspClient.start(
+        [sys.executable, "-m", "pilotfish.lsp_server", "serve", "--log-level", "INFO"], stderr=log
+    )
+    options = {
+        "model": {"name": args.model, "backend": args.backend, "threads": args.threads},
+        "index": {"enable": False},
+        "completion": {
+            "contextTokens": args.context_tokens,
+            "retrievalTokens": 0,
+            "debounceMs": args.debounce_ms,
+            "debounceMaxMs": args.debounce_max_ms,
+        },
+    }
+    root = trace.path.parent.as_uri()
+    await client.call(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "rootUri": root,
+            "capabilities": {"window": {"workDoneProgress": True}},
+            "initializationOptions": options,
+        },
+    )
+    client.notify("initialized", {})
+    uri = trace.path.as_uri()
+    client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": trace.initial}},
+    )
+    load_started = time.perf_counter()
+    while True:
+        status = await client.call(
+            "workspace/executeCommand", {"command": "pilotfish.status", "arguments": []}
+        )
+        if status.get("loaded"):
+            break
+        if status.get("error"):
+            raise SystemExit(f"server could not load the model: {status['error']}")
+        await asyncio.sleep(0.2)
+    load_s = time.perf_counter() - load_started
+
+    explains: list[asyncio.Task[None]] = []
+
+    async def explain(k: Keystroke) -> None:
+        assert k.sent is not None
+        try:
+            k.result = await k.sent.done
+        except asyncio.CancelledError:
+            return
+        items = (k.result or {}).get("items") or [] if isinstance(k.result, dict) else []
+        if items and items[0].get("command"):
+            cid = items[0]["command"]["arguments"][0]["id"]
+            k.explain = await client.call(
+                "workspace/executeCommand",
+                {"command": "pilotfish.explainCompletion", "arguments": [{"id": cid}]},
+            )
+
+    version = 1
+    started = time.perf_counter()
+    for index, ((text, line, column, piece), gap) in enumerate(
+        zip(edits, trace.gaps_s, strict=True)
+    ):
+        await asyncio.sleep(gap)
+        for k in trace.keystrokes[-3:]:
+            if k.sent is not None:
+                client.cancel(k.sent)
+        version += 1
+        client.notify(
+            "textDocument/didChange",
+            {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"text": text}]},
+        )
+        k = Keystroke(index, text, line, column, piece)
+        k.sent = client.request(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": line, "character": utf16_column(text, line, column)},
+                "context": {"triggerKind": 2},
+            },
+        )
+        trace.keystrokes.append(k)
+        explains.append(asyncio.create_task(explain(k)))
+    typing_s = time.perf_counter() - started
+    # Requests cancelled by the editor may never be answered (LSP allows either).
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*explains, return_exceptions=True), 120)
+    status = await client.call(
+        "workspace/executeCommand", {"command": "pilotfish.status", "arguments": []}
+    )
+    rss = peak_rss_mb(client.process.pid)
+    await client.stop()
+    log.close()
+    return {
+        "status": status,
+        "peak_rss_mb": rss,
+        "load_s": round(load_s, 1),
+        "typing_s": round(typing_s, 1),
+    }
+
+
+def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
+    """Percentiles of what the editor saw, and per-stage medians of model-served requests."""
+    answered = [k for k in trace.keystrokes if k.sent and k.sent.answered and not k.sent.error]
+    cancelled = [k for k in trace.keystrokes if k.sent and (k.sent.cancelled or k.sent.error)]
+    lat = [(k.sent.answered - k.sent.sent) * 1000 for k in answered if k.sent and k.sent.answered]
+    by_source: dict[str, list[float]] = {}
+    stages: dict[str, list[float]] = {}
+    tokens_per_s: list[float] = []
+    for k in answered:
+        assert k.sent is not None and k.sent.answered is not None
+        source = (k.explain or {}).get("source", "empty")
+        by_source.setdefault(source, []).append((k.sent.answered - k.sent.sent) * 1000)
+        if k.explain and source == "model":
+            for stage, ms in k.explain["timings"].items():
+                stages.setdefault(stage, []).append(ms)
+            decode = k.explain["timings"].get("decode", 0)
+            if decode > 0 and k.explain["new_tokens"] > 1:
+                tokens_per_s.append((k.explain["new_tokens"] - 1) / (decode / 1000))
+    completions = server["status"].get("completions", {})
+    return {
+        "keystrokes": len(trace.keystrokes),
+        "answered": len(answered),
+        "cancelled_by_editor": len(cancelled),
+        "e2e_p50_ms": pct(lat, 0.5),
+        "e2e_p95_ms": pct(lat, 0.95),
+        "by_source": {
+            s: {"n": len(v), "p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95)}
+            for s, v in by_source.items()
+        },
+        "stages_p50_ms": {s: pct(v, 0.5) for s, v in stages.items()},
+        "stages_p95_ms": {s: pct(v, 0.95) for s, v in stages.items()},
+        "decode_tokens_per_s_p50": pct(tokens_per_s, 0.5),
+        "engine": completions,
+        "peak_rss_mb": server["peak_rss_mb"],
+        "load_s": server["load_s"],
+        "typing_s": server["typing_s"],
+    }
+
+
+def plain_generate(llm: Any, prompt: str, n: int) -> tuple[float, float]:
+    """Plain llama-cpp-python: greedy ``generate`` of ``n`` tokens; (total ms, first-token ms)."""
+    start = time.perf_counter()
+    ids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
+    first = start
+    tokens = llm.generate(ids, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
+    for count, _ in enumerate(tokens, start=1):
+        if count == 1:
+            first = time.perf_counter()
+        if count >= n:
+            break
+    end = time.perf_counter()
+    return (end - start) * 1000, (first - start) * 1000
+
+
+def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
+    """Replay the model-served states through the engine and plain llama.cpp, interleaved."""
+    from llama_cpp import Llama
+    from pilotfish.lsp_server.engine.context import CompletionRequest
+    from pilotfish.lsp_server.engine.engine import CompletionEngine
+    from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator
+    from pilotfish.lsp_server.models.resolve import resolve_model
+    from pilotfish.lsp_server.settings import CompletionSettings
+
+    gguf = resolve_model(args.model).gguf
+    assert gguf is not None
+    threads = args.threads or (os.cpu_count() or 1)
+    generator = LlamaCppGenerator(gguf, model_id=args.model, threads=threads)
+    settings = CompletionSettings(retrieval_tokens=0, context_tokens=args.context_tokens)
+    plain = Llama(
+        model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
+    )
+    states = [k for k in trace.keystrokes if k.explain and k.explain.get("source") == "model"]
+    states = states[: args.replay]
+
+    def request(k: Keystroke) -> CompletionRequest:
+        return CompletionRequest(
+            text=k.text, line=k.line, column=k.column, path=str(trace.path), document_key="bench"
+        )
+
+    def run(engine: CompletionEngine, k: Keystroke, cold: bool) -> dict[str, float]:
+        if cold:
+            generator._llm.reset()
+            plain.reset()
+        t = time.perf_counter()
+        c = engine.complete(request(k), threading.Event())
+        engine_ms = (time.perf_counter() - t) * 1000
+        plain_ms, plain_first = plain_generate(plain, c.prompt, max(1, c.new_tokens))
+        return {
+            "engine_ms": engine_ms,
+            "plain_ms": plain_ms,
+            "engine_prefill_ms": c.timings.get("prefill", 0.0),
+            "plain_first_ms": plain_first,
+            "prompt_tokens": c.prompt_tokens,
+            "reused": c.reused_tokens,
+            "new_tokens": c.new_tokens,
+            "overhead_ms": c.timings["total"]
+            - c.timings.get("prefill", 0)
+            - c.timings.get("decode", 0),
+        }
+
+    warm_engine = CompletionEngine(generator, settings, cache_size=0)
+    warm = [run(warm_engine, k, cold=False) for k in states]
+    cold_rows = []
+    for k in states[: args.cold]:
+        cold_rows.append(run(CompletionEngine(generator, settings, cache_size=0), k, cold=True))
+
+    def block(rows: list[dict[str, float]]) -> dict[str, Any]:
+        if not rows:
+            return {}
+        e = [r["engine_ms"] for r in rows]
+        p = [r["plain_ms"] for r in rows]
+        return {
+            "n": len(rows),
+            "engine_p50_ms": pct(e, 0.5),
+            "plain_p50_ms": pct(p, 0.5),
+            "ratio_of_medians": round(statistics.median(e) / statistics.median(p), 3),
+            "median_pair_ratio": round(
+                statistics.median(a / b for a, b in zip(e, p, strict=True)), 3
+            ),
+            "engine_overhead_p50_ms": pct([r["overhead_ms"] for r in rows], 0.5),
+            "prompt_tokens_p50": pct([r["prompt_tokens"] for r in rows], 0.5),
+            "reused_tokens_p50": pct([r["reused"] for r in rows], 0.5),
+            "new_tokens_p50": pct([r["new_tokens"] for r in rows], 0.5),
+        }
+
+    return {"threads": threads, "warm": block(warm), "cold": block(cold_rows)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--module", default="textwrap", help="stdlib module whose source is typed")
+    parser.add_argument(
+        "--start-line", type=int, default=120, help="0-based first line of the typed block"
+    )
+    parser.add_argument("--lines", type=int, default=12, help="lines typed")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="typing speed factor (2 = twice as fast)"
+    )
+    parser.add_argument("--model", default=MODEL)
+    parser.add_argument("--backend", default="llamacpp")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--context-tokens", type=int, default=1536)
+    parser.add_argument("--debounce-ms", type=int, default=60)
+    parser.add_argument("--debounce-max-ms", type=int, default=200)
+    parser.add_argument("--replay", type=int, default=40, help="model-served states replayed warm")
+    parser.add_argument("--cold", type=int, default=3, help="of which replayed cold too")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    args = parser.parse_args()
+
+    module = import_module(args.module)
+    source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
+    args.workdir = Path(tempfile.mkdtemp(prefix="engine-bench-"))
+    path = args.workdir / Path(inspect.getfile(module)).name
+    initial, edits, gaps = build_trace(source, args.start_line, args.lines, args.seed, args.speed)
+    path.write_text(initial, encoding="utf-8")
+    trace = Trace(path=path, initial=initial, gaps_s=gaps)
+
+    server = asyncio.run(drive_server(args, trace, edits))
+    lsp = summarize_lsp(trace, server)
+    print(json.dumps({"lsp": lsp}, indent=1), flush=True)
+    replay = side_by_side(args, trace)
+    result = {
+        "command": " ".join(sys.argv),
+        "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
+        "trace": {
+            "module": args.module,
+            "start_line": args.start_line,
+            "lines": args.lines,
+            "chars": sum(len(e[3]) for e in edits),
+            "seed": args.seed,
+        },
+        "lsp": lsp,
+        "side_by_side": replay,
+    }
+    print(json.dumps({"side_by_side": replay, "machine": result["machine"]}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
