@@ -33,7 +33,7 @@ class ModelSettings:
     api_key_env: str = "PILOTFISH_API_KEY"
     """Environment variable that holds the remote server's API key, if it needs one."""
     threads: int = 0
-    """CPU threads for local inference; 0 means all cores."""
+    """CPU threads for local inference; 0 means automatic (llama.cpp leaves a core free)."""
     adapter: str = "auto"
     """``auto`` uses the repository's current adapter, ``none`` disables it, or a folder."""
 
@@ -107,7 +107,8 @@ def _camel(name: str) -> str:
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=True)
     for cls in (ModelSettings, CompletionSettings, IndexSettings, HoverSettings, Settings):
-        renames = {f.name: override(rename=_camel(f.name)) for f in fields(cls)}
+        # cattrs takes per-field overrides as keyword arguments next to its own flags.
+        renames: dict[str, Any] = {f.name: override(rename=_camel(f.name)) for f in fields(cls)}
         converter.register_structure_hook(
             cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **renames)
         )
