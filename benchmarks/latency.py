@@ -65,13 +65,13 @@ class Trace:
 
 
 def build_trace(
-    source: str, start: int, count: int, seed: int, speed: float
+    source: str, start: int, count: int, seed: int, speed: float, append: bool = False
 ) -> tuple[str, list[tuple[str, int, int, str]], list[float]]:
     """The initial text, the edits (text, line, column, typed) and the gaps before each."""
     lines = source.split("\n")
     block = "\n".join(lines[start : start + count]) + "\n"
     before = "\n".join(lines[:start]) + "\n"
-    after = "\n".join(lines[start + count :])
+    after = "" if append else "\n".join(lines[start + count :])
     rng = random.Random(seed)
     edits: list[tuple[str, int, int, str]] = []
     gaps: list[float] = []
@@ -292,13 +292,13 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
     from llama_cpp import Llama
     from pilotfish.lsp_server.engine.context import CompletionRequest
     from pilotfish.lsp_server.engine.engine import CompletionEngine
-    from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator
+    from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator, default_threads
     from pilotfish.lsp_server.models.resolve import resolve_model
     from pilotfish.lsp_server.settings import CompletionSettings
 
     gguf = resolve_model(args.model).gguf
     assert gguf is not None
-    threads = args.threads or (os.cpu_count() or 1)
+    threads = args.threads or default_threads()  # what the server used
     generator = LlamaCppGenerator(gguf, model_id=args.model, threads=threads)
     settings = CompletionSettings(retrieval_tokens=0, context_tokens=args.context_tokens)
     plain = Llama(
@@ -374,6 +374,9 @@ def main() -> None:
     parser.add_argument(
         "--speed", type=float, default=1.0, help="typing speed factor (2 = twice as fast)"
     )
+    parser.add_argument(
+        "--append", action="store_true", help="type at the end of the file (no text after)"
+    )
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--backend", default="llamacpp")
     parser.add_argument("--threads", type=int, default=0)
@@ -389,7 +392,9 @@ def main() -> None:
     source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
     args.workdir = Path(tempfile.mkdtemp(prefix="engine-bench-"))
     path = args.workdir / Path(inspect.getfile(module)).name
-    initial, edits, gaps = build_trace(source, args.start_line, args.lines, args.seed, args.speed)
+    initial, edits, gaps = build_trace(
+        source, args.start_line, args.lines, args.seed, args.speed, args.append
+    )
     path.write_text(initial, encoding="utf-8")
     trace = Trace(path=path, initial=initial, gaps_s=gaps)
 

@@ -25,6 +25,21 @@ def llamacpp_available() -> bool:
     return True
 
 
+def default_threads() -> int:
+    """Threads for ``threads = 0``: leave a core to the editor and everything else.
+
+    llama.cpp's worker threads spin at barriers, so one more thread than free cores collapses
+    its speed. Measured on this project's 2-core machine under load (BENCHMARKS.md): a
+    291-token prompt prefilled in 4.8-5.4 s with 1 thread and 15.8-19.3 s with 2. With more
+    cores, half the logical CPUs approximates the physical cores llama.cpp recommends.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, cpus - 1) if cpus <= 4 else cpus // 2
+
+
 class LlamaCppGenerator:
     """A GGUF model served by llama.cpp; its own KV cache reuses the common prompt prefix."""
 
@@ -34,7 +49,7 @@ class LlamaCppGenerator:
         self.device = "cpu"
         self.model_id = model_id
         self._gguf = gguf
-        self._threads = threads or (os.cpu_count() or 1)
+        self._threads = threads or default_threads()
         self._n_ctx = n_ctx
         self._adapter: str | None = None
         self._lock = threading.Lock()
