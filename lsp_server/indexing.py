@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..code_index.config import IndexConfig
 from ..code_index.indexer import Index, Progress
+from ..code_index.store import Store
 from ..code_index.types import CursorContext, Snippet
 from .settings import IndexSettings
 
@@ -167,6 +168,13 @@ class IndexService:
             self._retrievals += 1
             self._retrieval_ms = [*self._retrieval_ms[-199:], elapsed]
         return snippets
+
+    def store(self) -> Store | None:
+        """The index's SQLite store for lookups by name (hover), once the index is ready."""
+        index = self._index
+        if index is None or not self._ready.is_set():
+            return None
+        return index.store
 
     def search(self, query: str, k: int = 10) -> list[Snippet]:
         """Free-text search over the index (symbols, lexical, docs, dense)."""

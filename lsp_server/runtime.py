@@ -16,6 +16,7 @@ from .engine.backends import load_generator
 from .engine.engine import CompletionEngine
 from .engine.hf_backend import pick_device
 from .errors import UserError
+from .hover import Explainer, HoverResult
 from .indexing import IndexService
 from .settings import Settings
 
@@ -38,6 +39,7 @@ class Runtime:
         self._engine_error: str | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
+        self.explainer = Explainer(repo_root, settings.index.python)
 
     def engine(self) -> CompletionEngine:
         """The engine, loading the model on first use (thread-safe; raises UserError)."""
@@ -86,8 +88,23 @@ class Runtime:
             "enabled": self.settings.completion.enable,
         }
 
+    def hover(
+        self, text: str, line: int, column: int, *, path: str | None, language_id: str = "",
+        budget_s: float | None = None,
+    ) -> HoverResult | None:
+        """The hover at a position; the explanation waits at most ``budget_s`` (settings)."""
+        hover = self.settings.hover
+        engine = self._engine
+        return self.explainer.hover(
+            text, line, column, path=path, language_id=language_id,
+            store=self.index.store() if self.index else None,
+            generator=engine.generator if engine is not None and hover.explain else None,
+            budget_s=hover.budget_ms / 1000 if budget_s is None else budget_s,
+        )
+
     def close(self) -> None:
         """Stop background work."""
+        self.explainer.close()
         if self.index is not None:
             self.index.close()
 

@@ -184,10 +184,10 @@ def workspace_root(params: types.InitializeParams) -> Path | None:
 
 def create_server() -> PilotfishServer:
     """A server with every feature module registered."""
-    from .features import commands, documents, inline_completion, lifecycle
+    from .features import commands, documents, hover, inline_completion, lifecycle, training
 
     server = PilotfishServer()
-    for feature in (lifecycle, documents, inline_completion, commands):
+    for feature in (lifecycle, documents, inline_completion, hover, commands, training):
         feature.register(server)
     return server
 

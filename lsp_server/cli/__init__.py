@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from ..errors import UserError
 
 # Subcommand modules, each with ``add_parser(subparsers)`` and a ``run(args) -> int``.
-_COMMANDS = ("serve", "model", "complete", "status", "index", "search", "train")
+_COMMANDS = ("serve", "model", "complete", "explain", "status", "index", "search", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
