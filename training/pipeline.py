@@ -7,6 +7,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ def load_base(name: str) -> Base:
         template=template,
         architecture=arch,
     )
+
+
+def token_counter(tokenizer: Any) -> Callable[[str], int]:
+    """Token counts as the server's generator computes them, without transformers' overhead.
+
+    Mining counts tokens thousands of times (prompt budgets are binary searches).
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+    return lambda text: len(backend.encode(text, add_special_tokens=False).ids)
 
 
 def completion_settings(config: TrainConfig) -> CompletionSettings:
@@ -137,7 +149,7 @@ def prepare(
     maker = PromptMaker(
         root=snapshot,
         template=base.template,
-        count_tokens=lambda text: len(base.tokenizer.encode(text, add_special_tokens=False)),
+        count_tokens=token_counter(base.tokenizer),
         budget=PromptBudget(
             infile_tokens=config.context_tokens,
             retrieval_tokens=config.retrieval_tokens if retrieve else 0,

@@ -32,6 +32,13 @@ _OPTIONS = {
     "timeBudget": "--time-budget",
     "device": "--device",
     "holdoutCommits": "--holdout-commits",
+    "threshold": "--threshold",
+    "name": "--name",
+}
+# camelCase boolean option -> (flag when true, flag when false)
+_SWITCHES = {
+    "retrieval": ("--retrieval", "--no-retrieval"),
+    "promote": ("--promote", "--no-promote"),
 }
 
 
@@ -51,6 +58,9 @@ def training_argv(runtime: Runtime, options: dict[str, Any]) -> list[str]:
     for key, flag in _OPTIONS.items():
         if options.get(key) is not None:
             argv += [flag, str(options[key])]
+    for key, (on, off) in _SWITCHES.items():
+        if options.get(key) is not None:
+            argv.append(on if options[key] else off)
     return argv
 
 
