@@ -55,7 +55,7 @@ def test_symbol_at(line: int, column: int, expected: tuple[str, str | None] | No
 @pytest.mark.parametrize(
     ("text", "valid", "invalid", "cleaned"),
     [
-        ("It slugs [1]. It is called by Page [2].", 2, 0, "It slugs [1]. It is called by Page [2]."),
+        ("Slugs [1]. Called by Page [2].", 2, 0, "Slugs [1]. Called by Page [2]."),
         ("It slugs [1]. Made up [7].", 1, 1, "It slugs [1]. Made up."),
         ("No markers at all.", 0, 0, "No markers at all."),
         ("[0] zero is no source.", 0, 1, "zero is no source."),
