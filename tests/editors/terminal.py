@@ -6,6 +6,7 @@ import html
 import json
 import os
 import pty
+import re
 import select
 import shutil
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pyte
+
+_DCS = re.compile(rb"\x1bP.*?(?:\x1b\\|\x07)", re.S)
 
 ANSI = {
     "black": "#1c1c1c",
@@ -71,7 +74,8 @@ class NeovimTerminal:
             if not data:
                 return
             with self._lock:
-                self.stream.feed(data)
+                # pyte does not parse DCS strings (Neovim 0.12's XTGETTCAP queries): drop them.
+                self.stream.feed(_DCS.sub(b"", data))
                 # Answer the terminal queries Neovim's TUI makes, as a real terminal would.
                 for query, reply in ((b"\x1b[c", b"\x1b[?62;22c"), (b"\x1b[6n", b"\x1b[1;1R")):
                     if query in data:

@@ -7,7 +7,6 @@ import {
   LanguageClientOptions,
   ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 import { explainMissing, missingProgram, resolveServer } from "./server";
 import { clientSettings, serverOptions } from "./settings";
@@ -103,7 +102,8 @@ async function start(): Promise<void> {
   }
   log.appendLine(`Starting ${server.command} ${server.args.join(" ")} (from ${server.source})`);
   const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
-  const run = { command: server.command, args: server.args, transport: TransportKind.stdio, options: { cwd } };
+  // No `transport`: plain stdio (TransportKind.stdio would append `--stdio` to the arguments).
+  const run = { command: server.command, args: server.args, options: { cwd } };
   const serverOptions: ServerOptions = { run, debug: run };
   client = new LanguageClient("pilotfish", "pilotfish", serverOptions, clientOptions());
   client.onDidChangeState((event) => {
@@ -225,9 +225,11 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(log, statusBar);
   const command = (name: string, fn: () => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(name, fn));
-  command("pilotfish.reindex", reindex);
+  // The language client registers every server command (pilotfish.reindex, ...) as a VS Code
+  // command itself, so the extension's own commands never reuse a server command's name.
+  command("pilotfish.reindexWorkspace", reindex);
   command("pilotfish.showStatus", showStatus);
-  command("pilotfish.explainCompletion", explainCompletion);
+  command("pilotfish.explainCompletionContext", explainCompletion);
   command("pilotfish.enable", () => setEnabled(true));
   command("pilotfish.disable", () => setEnabled(false));
   command("pilotfish.toggle", () => setEnabled(statusBar.last?.enabled === false));
