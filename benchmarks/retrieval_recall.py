@@ -65,14 +65,19 @@ def collect_cases(index: Index, root: Path, n: int, seed: int) -> list[Case]:
         elif kind == "method" and "." not in qual:
             defs[name].append(("", 0))
     cases: list[Case] = []
-    files = [r[0] for r in db.execute(
-        "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path")]
+    files = [
+        r[0]
+        for r in db.execute(
+            "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path"
+        )
+    ]
     for rel in files:
         lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
         for i, line in enumerate(lines, start=1):
             stripped = line.strip()
-            if not stripped or stripped.startswith(("#", "import ", "from ", "def ", "class ",
-                                                    "@", '"', "'")):
+            if not stripped or stripped.startswith(
+                ("#", "import ", "from ", "def ", "class ", "@", '"', "'")
+            ):
                 continue
             code = re.sub(r"#.*|'[^']*'|\"[^\"]*\"", "", line)
             for name in dict.fromkeys(IDENT.findall(code)):
@@ -102,8 +107,9 @@ class Jaccard:
             lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
             for start in range(0, max(1, len(lines) - size + stride), stride):
                 chunk = lines[start : start + size]
-                self.windows.append((rel, start + 1, start + len(chunk),
-                                     frozenset(IDENT.findall("\n".join(chunk)))))
+                self.windows.append(
+                    (rel, start + 1, start + len(chunk), frozenset(IDENT.findall("\n".join(chunk))))
+                )
 
     def rank(self, query: str, exclude: str, k: int) -> list[tuple[str, int, int]]:
         q = frozenset(IDENT.findall(query))
@@ -136,8 +142,12 @@ def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
         if dense:
             index.open_vectors()
         cases = collect_cases(index, root, n, seed)
-        files = [r[0] for r in index.store.reader().execute(
-            "SELECT path FROM files WHERE origin='repo' AND language='python'")]
+        files = [
+            r[0]
+            for r in index.store.reader().execute(
+                "SELECT path FROM files WHERE origin='repo' AND language='python'"
+            )
+        ]
         jaccard = Jaccard(root, files)
         ranks: dict[str, list[int | None]] = {"pilotfish": [], "jaccard": []}
         latencies: list[float] = []
@@ -147,24 +157,36 @@ def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
             indent = target[: len(target) - len(target.lstrip())]
             prefix = "\n".join(lines[: case.line - 1]) + "\n" + indent
             suffix = "\n" + "\n".join(lines[case.line :])
-            ctx = CursorContext(prefix=prefix, suffix=suffix, language="python",
-                                path=str(root / case.path), repo_root=str(root),
-                                line=case.line - 1)
+            ctx = CursorContext(
+                prefix=prefix,
+                suffix=suffix,
+                language="python",
+                path=str(root / case.path),
+                repo_root=str(root),
+                line=case.line - 1,
+            )
             t = time.perf_counter()
             snippets = index.retrieve(ctx, budget_tokens=10**6, max_snippets=max(KS))
             latencies.append((time.perf_counter() - t) * 1000)
-            ranks["pilotfish"].append(hit_rank(
-                [(s.path, s.start_line, s.end_line) for s in snippets], case))
+            ranks["pilotfish"].append(
+                hit_rank([(s.path, s.start_line, s.end_line) for s in snippets], case)
+            )
             query = "\n".join(lines[max(0, case.line - 21) : case.line - 1])
             ranks["jaccard"].append(hit_rank(jaccard.rank(query, case.path, max(KS)), case))
         index.close()
         result: dict[str, object] = {
-            "repo": str(root), "files": summary.files, "chunks": summary.chunks,
-            "cases": len(cases), "build_seconds": round(build_s, 1), "dense": dense,
+            "repo": str(root),
+            "files": summary.files,
+            "chunks": summary.chunks,
+            "cases": len(cases),
+            "build_seconds": round(build_s, 1),
+            "dense": dense,
         }
         for method, rs in ranks.items():
-            result[method] = {f"recall@{k}": round(sum(1 for r in rs if r and r <= k)
-                                                   / max(1, len(rs)), 3) for k in KS}
+            result[method] = {
+                f"recall@{k}": round(sum(1 for r in rs if r and r <= k) / max(1, len(rs)), 3)
+                for k in KS
+            }
         latencies.sort()
         result["pilotfish_ms_p50"] = round(latencies[len(latencies) // 2], 1) if latencies else 0
         return result
@@ -189,8 +211,16 @@ def main() -> None:
     overall: dict[str, dict[str, float]] = {}
     for method in ("pilotfish", "jaccard"):
         overall[method] = {
-            f"recall@{k}": round(sum(r[method][f"recall@{k}"] * int(r["cases"])  # type: ignore[index]
-                                     for r in results) / max(1, total), 3) for k in KS}
+            f"recall@{k}": round(
+                sum(
+                    r[method][f"recall@{k}"] * int(r["cases"])  # type: ignore[index]
+                    for r in results
+                )
+                / max(1, total),
+                3,
+            )
+            for k in KS
+        }
     print(json.dumps({"overall": overall, "cases": total}), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"repos": results, "overall": overall}, indent=2))

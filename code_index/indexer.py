@@ -296,7 +296,7 @@ class Index:
                 self.store.set_meta(db, "skipped_counts", _encode_counts(skipped))
                 self.store.set_meta(db, "built_at", str(time.time()))
             parse_seconds = time.perf_counter() - parse_started
-        self.retriever.invalidate()
+        self.retriever.invalidate(rebuilt=True)
         dep_files = 0
         if not cancelled and self.config.dependency_docs:
             dep_files = self.index_dependencies(progress)
@@ -347,7 +347,7 @@ class Index:
                 reason = check_text(text, rel, self.config)
             if language is None:
                 reason = reason or "unsupported"
-            old = self.store.files("repo").get(rel)
+            old = self.store.file_row(rel)
             if text is None or reason is not None:
                 with self.store.transaction() as db:
                     self._drop_vectors_of(db, rel)

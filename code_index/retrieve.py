@@ -31,6 +31,10 @@ CURSOR_WINDOW_AFTER = 30
 AMBIGUOUS_DEFINITIONS = 12  # a name defined this often says little about which one is meant
 FEW_DEFINITIONS = 3  # more than this: only the best-placed definition is kept
 MAX_LOOKUP_NAMES = 96
+MAX_QUERY_TERMS = 6
+MAX_SYMBOL_CANDIDATES = 40
+MAX_DF_FRACTION = 0.01  # terms in more chunks than this are left out of lexical queries
+MIN_COMMON_DF = 50
 MEMBER_PENALTY = 8
 AMBIGUOUS_PENALTY = 8
 _KIND_RANK = {"class": 0, "interface": 0, "struct": 0, "enum": 0, "type": 1, "function": 1,
@@ -115,8 +119,8 @@ def _module_paths(prefix: str) -> tuple[dict[str, str], set[str]]:
     return names, modules
 
 
-def names_by_distance(prefix: str, suffix: str, first: list[str], *, before: int = 3000,
-                      after: int = 600, limit: int = 256) -> list[str]:
+def names_by_distance(prefix: str, suffix: str, first: list[str], *, before: int = 1500,
+                      after: int = 300, limit: int = 256) -> list[str]:
     """Identifiers of the text around the cursor, nearest first (``first`` lead).
 
     The name a line is about to use is often imported at the top or used a little below,
@@ -146,6 +150,8 @@ class Retriever:
         self._vectors: _Vectors | None = None
         self._embedder: _Embedder | None = None
         self._lock = threading.Lock()
+        self._df: dict[str, int] = {}
+        self._n_chunks = 0
         self.last_timings = Timings()
 
     def set_dense(self, vectors: _Vectors, embedder: _Embedder) -> None:
@@ -153,8 +159,35 @@ class Retriever:
         with self._lock:
             self._vectors, self._embedder = vectors, embedder
 
-    def invalidate(self) -> None:
-        """The index changed (nothing cached yet depends on it)."""
+    def invalidate(self, *, rebuilt: bool = False) -> None:
+        """The index changed; after a build, term frequencies are counted afresh."""
+        if rebuilt:
+            with self._lock:
+                self._df.clear()
+                self._n_chunks = 0
+
+    def _selective_terms(self, db: sqlite3.Connection, words: list[str]) -> list[str]:
+        """The rarest useful FTS terms of the words: common terms make BM25 slow and vague."""
+        with self._lock:
+            if not self._n_chunks:
+                self._n_chunks = db.execute("SELECT max(rowid) FROM chunks_fts").fetchone()[0] or 0
+            n_chunks = self._n_chunks
+        limit = max(MIN_COMMON_DF, int(n_chunks * MAX_DF_FRACTION))
+        scored: list[tuple[int, str]] = []
+        for term in fts_query(words, limit=32).replace('"', "").split(" OR "):
+            if not term:
+                continue
+            df = self._df.get(term)
+            if df is None:
+                df = db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
+                                (f'"{term}"',)).fetchone()[0]
+                with self._lock:
+                    if len(self._df) > 200_000:
+                        self._df.clear()
+                    self._df[term] = df
+            if 0 < df <= limit:  # nearest first; the cap on df keeps BM25 cheap
+                scored.append((df, term))
+        return [term for _, term in scored[:MAX_QUERY_TERMS]]
 
     # ---- the engine's API ---------------------------------------------------------------------
 
@@ -270,7 +303,7 @@ class Retriever:
             return []
         placeholders = ",".join("?" * len(defined))
         rows = db.execute(
-            "SELECT s.name, s.kind, s.qualified_name, s.summary, s.start_line, s.end_line, "
+            "SELECT s.name, s.kind, s.qualified_name, s.id, s.start_line, s.end_line, "
             "s.outer_start_line, f.path, f.origin, f.package FROM symbols s "
             f"JOIN files f ON f.id=s.file_id WHERE s.name IN ({placeholders})",
             defined,
@@ -279,12 +312,13 @@ class Retriever:
         for row in rows:
             by_name.setdefault(row[0], []).append(row)
         order = {n: i for i, n in enumerate(defined)}
-        scored: list[tuple[tuple, Candidate]] = []
+        scored: list[tuple[tuple, tuple, bool]] = []
         for name, defs in by_name.items():
             ambiguous = len(defs) > FEW_DEFINITIONS
             module = imported.get(name)
             ranked = []
-            for (_, kind, qual, summary, start, end, outer, path, origin, package) in defs:
+            for row in defs:
+                _, kind, qual, _, start, end, outer, path, origin, _ = row
                 if self._near_cursor(path, cur_rel, outer or start, end, cursor_line):
                     continue
                 same = path == cur_rel
@@ -292,8 +326,8 @@ class Retriever:
                 from_import = bool(module and (stem.endswith(module) or
                                                stem.endswith(module + "/__init__")))
                 in_imported_module = any(stem.endswith(m) for m in modules)
-                # The identifier nearest the cursor leads; imports pick among its definitions.
                 member = "." in qual and kind not in ("class", "struct", "interface")
+                # The identifier nearest the cursor leads; imports pick among its definitions.
                 key = (
                     name in local and not same,  # the file defines it: others are unlikely
                     same,
@@ -305,23 +339,36 @@ class Retriever:
                     origin != "repo",
                     _KIND_RANK.get(kind, 3),
                 )
-                ranked.append((key, Candidate(
-                    path=_display_path(path) if origin == "dependency" else path,
-                    abs_path=self._abs(path, origin),
-                    start_line=outer or start,
-                    end_line=end,
-                    text=_clip(summary or ""),
-                    source="doc" if origin == "dependency" else "symbol",
-                    reason=(f"{kind} `{qual}` used near the cursor"
-                            + (f" (from {package})" if origin == "dependency" and package else "")
-                            + (", imported here" if from_import else "")),
-                    same_file=same,
-                    verbatim=(summary or "").count("\n") + 1 >= end - (outer or start) + 1,
-                )))
+                ranked.append((key, row, from_import))
             ranked.sort(key=lambda item: item[0])
             scored.extend(ranked[: 1 if ambiguous else 3])
         scored.sort(key=lambda item: item[0])
-        return [c for _, c in scored]
+        scored = scored[:MAX_SYMBOL_CANDIDATES]
+        if not scored:
+            return []
+        # Summaries only for the few that can make it into the prompt.
+        ids = [row[3] for _, row, _ in scored]
+        summaries = dict(db.execute(
+            f"SELECT id, summary FROM symbols WHERE id IN ({','.join('?' * len(ids))})", ids
+        ).fetchall())
+        out: list[Candidate] = []
+        for _, row, from_import in scored:
+            _, kind, qual, sid, start, end, outer, path, origin, package = row
+            summary = summaries.get(sid) or ""
+            out.append(Candidate(
+                path=_display_path(path) if origin == "dependency" else path,
+                abs_path=self._abs(path, origin),
+                start_line=outer or start,
+                end_line=end,
+                text=_clip(summary),
+                source="doc" if origin == "dependency" else "symbol",
+                reason=(f"{kind} `{qual}` used near the cursor"
+                        + (f" (from {package})" if origin == "dependency" and package else "")
+                        + (", imported here" if from_import else "")),
+                same_file=path == cur_rel,
+                verbatim=summary.count("\n") + 1 >= end - (outer or start) + 1,
+            ))
+        return out
 
     def _chunk_rows(self, db: sqlite3.Connection, ids: list[int]) -> dict[int, tuple]:
         if not ids:
@@ -349,9 +396,10 @@ class Retriever:
 
     def _lexical_candidates(self, db: sqlite3.Connection, words: list[str], cur_rel: str | None,
                             cursor_line: int, *, limit: int) -> list[Candidate]:
-        query = fts_query(words)
-        if not query:
+        terms = self._selective_terms(db, words)
+        if not terms:
             return []
+        query = " OR ".join(f'"{t}"' for t in terms)
         hits = db.execute(
             "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
             "ORDER BY rank LIMIT ?",

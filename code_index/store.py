@@ -241,6 +241,17 @@ class Store:
         return {r[1]: FileRow(id=r[0], path=r[1], language=r[2], origin=r[3], hash=r[4] or "",
                               size=r[5] or 0, mtime_ns=r[6] or 0) for r in rows}
 
+    def file_row(self, path: str) -> FileRow | None:
+        """One stored file by path."""
+        r = self.reader().execute(
+            "SELECT id, path, language, origin, hash, size, mtime_ns FROM files WHERE path=?",
+            (path,),
+        ).fetchone()
+        if r is None:
+            return None
+        return FileRow(id=r[0], path=r[1], language=r[2], origin=r[3], hash=r[4] or "",
+                       size=r[5] or 0, mtime_ns=r[6] or 0)
+
     def delete_file(self, db: sqlite3.Connection, path: str) -> bool:
         """Remove a file and everything derived from it; True if it was there."""
         row = db.execute("SELECT id FROM files WHERE path=?", (path,)).fetchone()

@@ -75,6 +75,11 @@ class VectorIndex:
         """Build from every stored chunk vector and save it (write, then rename)."""
         version = store.get_meta("vectors_version", "0") or "0"
         ids, vectors = store.chunk_vectors(self.dim)
+        self.build_from(ids, vectors, version)
+        self.save(version)
+
+    def build_from(self, ids: np.ndarray, vectors: np.ndarray, version: str = "") -> None:
+        """Replace the searchable vectors (exact up to ``exact_limit``, else HNSW)."""
         if len(ids) > self.exact_limit:
             hnsw = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
             hnsw.hnsw.efConstruction = 40
@@ -89,7 +94,6 @@ class VectorIndex:
         with self._lock:
             self._main, self._delta, self._deleted = index, self._new_exact(), set()
             self.version, self.kind = version, kind
-        self.save(version)
 
     def save(self, version: str) -> None:
         """Persist the main index atomically (only when no unsaved delta is pending)."""

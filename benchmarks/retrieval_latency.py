@@ -1,0 +1,165 @@
+"""Retrieval latency at about 100k chunks: symbol + lexical, then with dense (FAISS HNSW).
+
+    python benchmarks/retrieval_latency.py [--corpus DIR] [--queries 300] [--json OUT]
+
+The corpus is the CPython stdlib plus the installed ``transformers`` package, copied into one
+folder (about 110k chunks). Cursors are random lines of random Python files of the corpus;
+each query is one ``Index.retrieve`` call with a 384-token budget, as the engine makes it.
+Dense search uses the real MiniLM for the query embedding and an HNSW index over one random
+unit vector per chunk (embedding 100k chunks on 2 CPU cores would take over an hour; the
+search cost does not depend on the vectors' values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.embed import load_embedder
+from pilotfish.code_index.indexer import Index
+from pilotfish.code_index.types import CursorContext
+from pilotfish.code_index.vectors import VectorIndex
+
+
+def build_corpus(target: Path) -> None:
+    import transformers
+
+    if target.exists():
+        return
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(
+        sysconfig.get_path("stdlib"),
+        tmp / "stdlib",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("site-packages", "__pycache__"),
+    )
+    shutil.copytree(
+        Path(transformers.__file__).parent,
+        tmp / "transformers",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    tmp.rename(target)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]:
+    rng = random.Random(seed)
+    files = [
+        r[0]
+        for r in index.store.reader().execute(
+            "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path"
+        )
+    ]
+    out = []
+    while len(out) < n:
+        rel = rng.choice(files)
+        lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
+        if len(lines) < 20:
+            continue
+        line = rng.randrange(10, len(lines))
+        text = lines[line]
+        col = rng.randrange(0, len(text) + 1)
+        prefix = "\n".join(lines[:line]) + "\n" + text[:col]
+        suffix = text[col:] + "\n" + "\n".join(lines[line + 1 :])
+        out.append(
+            CursorContext(
+                prefix=prefix,
+                suffix=suffix,
+                language="python",
+                path=str(root / rel),
+                repo_root=str(root),
+                line=line,
+            )
+        )
+    return out
+
+
+def measure(index: Index, ctxs: list[CursorContext]) -> dict[str, float]:
+    total: list[float] = []
+    parts: dict[str, list[float]] = {"symbol": [], "lexical": [], "dense": []}
+    for ctx in ctxs[:10]:
+        index.retrieve(ctx, budget_tokens=384)  # warm caches
+    for ctx in ctxs:
+        t0 = time.perf_counter()
+        index.retrieve(ctx, budget_tokens=384)
+        total.append((time.perf_counter() - t0) * 1000)
+        timings = index.retriever.last_timings
+        parts["symbol"].append(timings.symbol)
+        parts["lexical"].append(timings.lexical)
+        parts["dense"].append(timings.dense)
+    out = {
+        "p50_ms": round(statistics.median(total), 1),
+        "p95_ms": round(percentile(total, 0.95), 1),
+        "max_ms": round(max(total), 1),
+    }
+    for name, values in parts.items():
+        out[f"{name}_p50_ms"] = round(statistics.median(values), 1)
+        out[f"{name}_p95_ms"] = round(percentile(values, 0.95), 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--corpus", type=Path, default=Path(tempfile.gettempdir()) / "pf-corpus")
+    parser.add_argument("--data", type=Path, default=None, help="keep the index here")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    build_corpus(args.corpus)
+    data = args.data or Path(tempfile.mkdtemp(prefix="pf-latency-"))
+    result: dict[str, object] = {}
+    index = Index(args.corpus, data, IndexConfig(embeddings=False, dependency_docs=False))
+    t0 = time.perf_counter()
+    summary = index.build(embed=False)
+    result["build_seconds"] = round(time.perf_counter() - t0, 1)
+    result["files"], result["chunks"], result["symbols"] = (
+        summary.files,
+        summary.chunks,
+        summary.symbols,
+    )
+    print(json.dumps(result), flush=True)
+    ctxs = contexts(index, args.corpus, args.queries, args.seed)
+    result["symbol_lexical"] = measure(index, ctxs)
+    print(json.dumps(result["symbol_lexical"]), flush=True)
+
+    embedder = load_embedder()
+    ids = np.array(
+        [r[0] for r in index.store.reader().execute("SELECT id FROM chunks")], dtype=np.int64
+    )
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((len(ids), embedder.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vindex = VectorIndex(data, embedder.dim, "random", exact_limit=50_000)
+    t0 = time.perf_counter()
+    vindex.build_from(ids, vectors)
+    assert vindex.kind == "hnsw"
+    result["hnsw_build_seconds"] = round(time.perf_counter() - t0, 1)
+    index.retriever.set_dense(vindex, embedder)
+    result["with_dense"] = measure(index, ctxs)
+    print(json.dumps(result["with_dense"]), flush=True)
+    index.close()
+    if args.data is None:
+        shutil.rmtree(data, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
