@@ -18,6 +18,7 @@ from . import __version__
 from .convert import uri_to_path
 from .errors import UserError
 from .indexing import IndexProgress
+from .protocol import PilotfishProtocol
 from .runtime import Runtime
 from .scheduler import Scheduler
 from .settings import Settings, parse_settings_or_default, settings_to_wire
@@ -31,7 +32,7 @@ class PilotfishServer(LanguageServer):
     """A pygls server carrying pilotfish's session state (no pygls internals overridden)."""
 
     def __init__(self) -> None:
-        super().__init__("pilotfish", __version__)
+        super().__init__("pilotfish", __version__, protocol_cls=PilotfishProtocol)
         self.settings = Settings()
         self.runtime: Runtime | None = None
         self.scheduler = Scheduler(
