@@ -14,7 +14,7 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,9 +119,13 @@ def setup_model(config: TrainConfig, model_dir: Path, device: str) -> Any:
 
 
 def setup_optimizer(
-    model: Any, config: TrainConfig, total_steps: int
+    model: Any, config: TrainConfig, total_steps: int, clock: dict[str, float] | None = None
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW on the LoRA weights; linear warm-up, then cosine decay to 10% of the peak."""
+    """AdamW on the LoRA weights; linear warm-up, then cosine decay to 10% of the peak.
+
+    With a ``clock`` (a time budget), progress is the larger of steps done and time spent, so
+    the rate has decayed when the budget runs out, however fast the machine turns out to be.
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = min(config.warmup_steps, max(1, total_steps // 10))
@@ -130,6 +134,8 @@ def setup_optimizer(
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total_steps - warmup)
+        if clock is not None:
+            progress = max(progress, clock.get("fraction", 0.0))
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -285,18 +291,21 @@ def train(
         elapsed = time.monotonic() - started
         # Leave a tenth for validation passes and saving.
         token_budget = int(rate * max(0.0, budget - elapsed) * 0.9)
-        chosen = select_for_budget(train_items, token_budget)
+        expected = select_for_budget(train_items, token_budget)
         result.planned_tokens = token_budget
         report(
             Event(
                 stage="train",
                 message=(
                     f"time budget {budget / 60:.0f} min at {rate:.0f} tokens/s measured: "
-                    f"about {token_budget:,} tokens, {len(chosen)} of {len(train_items)} "
+                    f"about {token_budget:,} tokens, {len(expected)} of {len(train_items)} "
                     "examples (recent commits and most-edited files first)"
                 ),
             )
         )
+        # Train in priority order until the time is up: a wrong speed estimate then costs
+        # only the least important examples.
+        chosen = sorted(range(len(train_items)), key=lambda i: (-train_items[i].weight, i))
     else:
         chosen = list(range(len(train_items)))
     selection_file.write_text(json.dumps(chosen))
@@ -322,7 +331,8 @@ def train(
         )
     )
 
-    optimizer, scheduler = setup_optimizer(model, config, total_steps)
+    clock: dict[str, float] | None = {"fraction": 0.0} if budget > 0 else None
+    optimizer, scheduler = setup_optimizer(model, config, total_steps, clock)
     state: dict[str, Any] = {
         "step": 0,
         "best_val": None,
@@ -340,7 +350,11 @@ def train(
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
-    stream = micro_batches(items, config.batch_size, config.seed)
+    stream = (
+        priority_batches(items, config.batch_size)
+        if budget > 0
+        else micro_batches(items, config.batch_size, config.seed)
+    )
     for _ in range(state["step"] * config.grad_accum):  # the same order as the first run
         next(stream)
     loop_start = time.monotonic()
@@ -367,6 +381,8 @@ def train(
                 state["tokens"] += int(batch["attention_mask"].sum())
             torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
             optimizer.step()
+            if clock is not None:
+                clock["fraction"] = (time.monotonic() - started) / budget
             scheduler.step()
             state["step"] += 1
             state["target_tokens"] += step_targets
@@ -429,6 +445,13 @@ def train(
         result.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
     (run_dir / "train.json").write_text(json.dumps(result.to_json(), indent=2))
     return result
+
+
+def priority_batches(items: Sequence[Tokenised], batch_size: int) -> Iterator[list[int]]:
+    """Batches in the given (priority) order, repeated; the time budget decides where it ends."""
+    while True:
+        for start in range(0, len(items), batch_size):
+            yield list(range(start, min(start + batch_size, len(items))))
 
 
 def _measure_speed(

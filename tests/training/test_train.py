@@ -188,3 +188,32 @@ def test_cuda_bf16_gradient_checkpointing(tiny_model_dir: Path, tmp_path: Path) 
     )
     assert result.device == "cuda" and result.peak_memory_mb
     assert result.train_curve[-1][1] < result.train_curve[0][1]
+
+
+@pytest.mark.model
+def test_a_few_lora_steps_of_the_real_model_on_cpu(real_model: str, tmp_path: Path) -> None:
+    from pilotfish.lsp_server.models.pull import model_dir
+
+    folder = model_dir(real_model)
+    tok = AutoTokenizer.from_pretrained(folder)
+    example = _example(
+        "<|fim_prefix|>def pilotfish_area(radius):\n    <|fim_suffix|>\n<|fim_middle|>",
+        "return PILOTFISH_PI * radius ** 2",
+    )
+    items = [tokenise(example, tok, "<|endoftext|>")] * 2
+    result = train(
+        _config(
+            max_steps=3, epochs=50, lr=2e-3, batch_size=1, grad_accum=2, top_layers=2, threads=2
+        ),
+        folder,
+        items,
+        items[:1],
+        tmp_path / "run",
+        pad_id=tok.pad_token_id,
+        report=lambda e: None,
+    )
+    assert result.steps == 3
+    assert result.train_curve[-1][1] < result.train_curve[0][1]
+    assert result.best_dir is not None
+    weights = load_file(str(result.best_dir / "adapter_model.safetensors"))
+    assert {int(k.split(".layers.")[1].split(".")[0]) for k in weights} == {22, 23}
