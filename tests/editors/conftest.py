@@ -16,7 +16,10 @@ FIXTURE = Path(__file__).parent / "workspace"
 SCREENSHOTS = REPO / "docs" / "screenshots"
 
 # What the editor tests type at the end of report.py, and the line they type it on.
-TYPED_HEADER = 'def total_value(items: list[Item]) -> float:\n    """Sum of price times quantity over all items."""\n'
+TYPED_HEADER = (
+    "def total_value(items: list[Item]) -> float:\n"
+    '    """Sum of price times quantity over all items."""\n'
+)
 TYPED = "    return sum("
 
 
@@ -37,8 +40,13 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURE, ws)
     report = ws / "report.py"
     report.write_text(report.read_text() + "\n\n" + TYPED_HEADER, encoding="utf-8")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "fixture"]):
         subprocess.run(cmd, cwd=ws, env=env, check=True)
     return ws
@@ -50,4 +58,8 @@ def server_cmd() -> list[str]:
     if "PILOTFISH_SERVER_CMD" in os.environ:
         return json.loads(os.environ["PILOTFISH_SERVER_CMD"])
     exe = Path(sys.executable).with_name("pilotfish")
-    return [str(exe), "serve"] if exe.exists() else [sys.executable, "-m", "pilotfish.lsp_server", "serve"]
+    return (
+        [str(exe), "serve"]
+        if exe.exists()
+        else [sys.executable, "-m", "pilotfish.lsp_server", "serve"]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import os
@@ -56,7 +57,9 @@ class NeovimTerminal:
         pid, fd = pty.fork()
         if pid == 0:  # the child: become nvim
             os.chdir(cwd)
-            os.execvpe(nvim, [nvim, "--listen", str(socket), *args], {**env, "TERM": "xterm-256color"})
+            os.execvpe(
+                nvim, [nvim, "--listen", str(socket), *args], {**env, "TERM": "xterm-256color"}
+            )
         self.pid, self.fd = pid, fd
         _set_size(fd, self.rows, self.cols)
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -90,7 +93,15 @@ class NeovimTerminal:
     def expr(self, expression: str, timeout: float = 30) -> str:
         """Evaluates a Vimscript expression in the running editor."""
         out = subprocess.run(
-            [self.nvim, "--headless", "--clean", "--server", str(self.socket), "--remote-expr", expression],
+            [
+                self.nvim,
+                "--headless",
+                "--clean",
+                "--server",
+                str(self.socket),
+                "--remote-expr",
+                expression,
+            ],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -158,7 +169,9 @@ class NeovimTerminal:
                         merged[-1][1] += data
                     else:
                         merged.append([style, data])
-                rows.append("".join(f'<span style="{s}">{html.escape(d)}</span>' for s, d in merged))
+                rows.append(
+                    "".join(f'<span style="{s}">{html.escape(d)}</span>' for s, d in merged)
+                )
         body = "\n".join(rows)
         return (
             f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -195,10 +208,8 @@ class NeovimTerminal:
         return path.exists()
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self.expr("execute('qall!')", timeout=5)
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             pid, _ = os.waitpid(self.pid, os.WNOHANG)

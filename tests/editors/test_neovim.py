@@ -35,7 +35,9 @@ def _nvims() -> list[tuple[str, str, str]]:
     return found
 
 
-@pytest.mark.parametrize(("nvim", "inline"), [(n, m) for _, n, m in _nvims()], ids=[i for i, _, _ in _nvims()])
+@pytest.mark.parametrize(
+    ("nvim", "inline"), [(n, m) for _, n, m in _nvims()], ids=[i for i, _, _ in _nvims()]
+)
 def test_ghost_text_accept_status_health(
     nvim: str, inline: str, workspace: Path, server_cmd: list[str], tmp_path: Path
 ) -> None:
@@ -57,11 +59,14 @@ def test_ghost_text_accept_status_health(
     )
     try:
         term.wait_socket()
-        state = term.wait_for(lambda: (s := term.lua("pf_test.state()")) and s["attached"] and s, 60)
+        state = term.wait_for(
+            lambda: (s := term.lua("pf_test.state()")) and s["attached"] and s, 60
+        )
         assert state and state["attached"], f"the pilotfish client did not attach:\n{term.text()}"
         # Wait for the model (requests made while it loads get no items) and the index.
         ready = term.wait_for(
-            lambda: (s := term.lua("pf_test.state()")) and s["loaded"] and s["index"] != "indexing", 120
+            lambda: (s := term.lua("pf_test.state()")) and s["loaded"] and s["index"] != "indexing",
+            120,
         )
         assert ready, f"the model did not load: {term.lua('pf_test.state()')}"
         version = state["version"]
@@ -71,10 +76,13 @@ def test_ghost_text_accept_status_health(
         term.type("Go")  # a new line after the docstring
         term.type(TYPED)
         state = term.wait_for(
-            lambda: (s := term.lua("pf_test.state()")) and s["ghost"].strip() and s, COMPLETION_TIMEOUT
+            lambda: (s := term.lua("pf_test.state()")) and s["ghost"].strip() and s,
+            COMPLETION_TIMEOUT,
         )
         elapsed = time.monotonic() - started
-        assert state and state["ghost"].strip(), f"no ghost text after {elapsed:.0f}s:\n{term.text()}"
+        assert state and state["ghost"].strip(), (
+            f"no ghost text after {elapsed:.0f}s:\n{term.text()}"
+        )
         ghost = state["ghost"]
         line_before = state["lines"][state["cursor"][0] - 1]
         assert line_before == TYPED
@@ -109,9 +117,19 @@ def test_ghost_text_accept_status_health(
         assert status["result"].get("model"), status
         assert term.lua("pf_test.state()")["statusline"].startswith("pilotfish")
 
+        # The plugin (or Neovim 0.12) ran the item's command after inserting it.
+        lsp_log = (tmp_path / "state/nvim/lsp.log").read_text(errors="replace")
+        sent = [
+            line
+            for line in lsp_log.splitlines()
+            if "rpc.send" in line and "workspace/executeCommand" in line
+        ]
+        assert any("pilotfish.completionAccepted" in line for line in sent), sent or lsp_log[-2000:]
+
         health = term.expr("luaeval('pf_test.health()')", timeout=120)
         assert "server command" in health, health
         assert "ERROR" not in health, health
-        print(f"\n{nvim} ({version}, {'native' if native else 'ghost'}): ghost text after {elapsed:.1f}s: {ghost!r}")
+        kind = "native" if native else "ghost"
+        print(f"\n{nvim} ({version}, {kind}): ghost text after {elapsed:.1f}s: {ghost!r}")
     finally:
         term.close()

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from pilotfish.lsp_server import settings as server_settings
 
 PACKAGE_JSON = Path(__file__).parents[2] / "editors" / "vscode" / "package.json"
 # Settings only the client reads; the server never sees them.
 CLIENT_ONLY = ("server.", "trace.")
+FIX = "run `python editors/vscode/scripts/sync_settings.py` to update package.json"
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
 
 
@@ -37,7 +37,7 @@ def _server_types() -> dict[str, Any]:
     def walk(cls: type, prefix: str) -> None:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            key = prefix + server_settings._camel(f.name)  # noqa: SLF001 - the wire naming rule
+            key = prefix + server_settings._camel(f.name)
             if dataclasses.is_dataclass(hints[f.name]):
                 walk(hints[f.name], key + ".")
             else:
@@ -50,17 +50,19 @@ def _server_types() -> dict[str, Any]:
 def test_same_names() -> None:
     client = set(_contributed())
     server = set(server_settings.defaults_schema())
-    assert client - server == set(), "package.json declares settings the server does not know"
-    assert server - client == set(), "the server has settings package.json does not declare"
+    assert client - server == set(), (
+        f"package.json declares settings the server does not know: {FIX}"
+    )
+    assert server - client == set(), f"the server has settings package.json does not declare: {FIX}"
 
 
 @pytest.mark.parametrize("key", sorted(server_settings.defaults_schema()))
 def test_same_type_and_default(key: str) -> None:
     default = server_settings.defaults_schema()[key]
     prop = _contributed().get(key)
-    assert prop is not None, f"pilotfish.{key} missing from package.json"
-    assert prop["type"] == JSON_TYPES[type(default)]
-    assert prop["default"] == default
+    assert prop is not None, f"pilotfish.{key} missing from package.json: {FIX}"
+    assert prop["type"] == JSON_TYPES[type(default)], FIX
+    assert prop["default"] == default, FIX
     assert type(prop["default"]) is type(default) or isinstance(default, float)
     if isinstance(default, list):
         assert prop["items"]["type"] == "string"
@@ -72,7 +74,7 @@ def test_same_type_and_default(key: str) -> None:
 )
 def test_same_choices(key: str) -> None:
     choices = list(typing.get_args(_server_types()[key]))
-    assert _contributed()[key].get("enum") == choices
+    assert _contributed()[key].get("enum") == choices, FIX
 
 
 def test_options_as_sent_parse_on_the_server() -> None:

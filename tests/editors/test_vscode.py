@@ -32,11 +32,15 @@ def _free_port() -> int:
 
 
 def _code_server(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NODE24), str(CODE_SERVER), *args], text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
+    return subprocess.run(
+        [str(NODE24), str(CODE_SERVER), *args], text=True, capture_output=True, **kwargs
+    )  # type: ignore[call-overload]
 
 
 @pytest.mark.skipif(not CODE_SERVER.exists(), reason=f"code-server not installed under {TOOLS}")
-def test_vsix_ghost_text_accept_status(workspace: Path, server_cmd: list[str], tmp_path: Path) -> None:
+def test_vsix_ghost_text_accept_status(
+    workspace: Path, server_cmd: list[str], tmp_path: Path
+) -> None:
     assert VSIX.exists(), "build it first: cd editors/vscode && npm run package"
     user_data = tmp_path / "user-data"
     extensions = tmp_path / "extensions"
@@ -47,6 +51,7 @@ def test_vsix_ghost_text_accept_status(workspace: Path, server_cmd: list[str], t
             {
                 "pilotfish.server.command": server_cmd,
                 "pilotfish.completion.maxLines": 4,
+                "pilotfish.trace.server": "verbose",
                 "editor.inlineSuggest.enabled": True,
                 "editor.autoIndent": "none",
                 "editor.autoClosingBrackets": "never",
@@ -74,7 +79,9 @@ def test_vsix_ghost_text_accept_status(workspace: Path, server_cmd: list[str], t
     common = ["--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
     installed = _code_server([*common, "--install-extension", str(VSIX)], timeout=180, check=False)
     assert installed.returncode == 0, installed.stderr + installed.stdout
-    listed = _code_server([*common, "--list-extensions", "--show-versions"], timeout=120, check=False)
+    listed = _code_server(
+        [*common, "--list-extensions", "--show-versions"], timeout=120, check=False
+    )
     assert "pilotfish.pilotfish@" in listed.stdout, listed.stdout + listed.stderr
 
     port = _free_port()
@@ -82,10 +89,25 @@ def test_vsix_ghost_text_accept_status(workspace: Path, server_cmd: list[str], t
     config.write_text("auth: none\ncert: false\n")
     log = open(tmp_path / "code-server.log", "w")  # noqa: SIM115 - closed in finally
     server = subprocess.Popen(
-        [str(NODE24), str(CODE_SERVER), "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-         "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-         "--disable-getting-started-override", "--config", str(config), *common, str(workspace)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(NODE24),
+            str(CODE_SERVER),
+            "--auth",
+            "none",
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            "--disable-getting-started-override",
+            "--config",
+            str(config),
+            *common,
+            str(workspace),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     out = tmp_path / "drive.json"
     shot = SCREENSHOTS / "vscode-ghost-text.png"
@@ -102,18 +124,25 @@ def test_vsix_ghost_text_accept_status(workspace: Path, server_cmd: list[str], t
             **os.environ,
             "PF_URL": f"http://127.0.0.1:{port}/?folder={workspace}",
             "PF_TOOLS": str(TOOLS),
-            "PF_SCREENSHOT": str(shot) if os.environ.get("PILOTFISH_SCREENSHOTS", "1") == "1" else "",
+            "PF_SCREENSHOT": str(shot)
+            if os.environ.get("PILOTFISH_SCREENSHOTS", "1") == "1"
+            else "",
+            "PF_FAILURE_SCREENSHOT": str(tmp_path / "failure.png"),
             "PF_OUT": str(out),
             "PF_TYPED": TYPED,
             "PF_TIMEOUT_MS": str(int(COMPLETION_TIMEOUT * 1000)),
         }
         drive = subprocess.run(
             [str(NODE24), str(Path(__file__).parent / "vscode/drive.mjs")],
-            env=env, text=True, capture_output=True, timeout=COMPLETION_TIMEOUT + 400, check=False,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=COMPLETION_TIMEOUT + 400,
+            check=False,
         )
         print(drive.stdout[-4000:], drive.stderr[-2000:])
         result = json.loads(out.read_text())
-        assert result.get("ok"), result.get("error")
+        assert result.get("ok"), f"{result.get('error')}\n(screenshot: {tmp_path / 'failure.png'})"
         ghost = result["ghost"]
         assert ghost.strip(), result
         saved = (workspace / "report.py").read_text()
@@ -126,6 +155,11 @@ def test_vsix_ghost_text_accept_status(workspace: Path, server_cmd: list[str], t
         assert result["ghostAfterAccept"] == 0
         assert "pilotfish" in result["statusBar"]
         assert "model" in result["statusMessage"], result["statusMessage"]
+        # The client ran the item's command after inserting it (seen in the JSON-RPC trace).
+        logs = "\n".join(
+            p.read_text(errors="replace") for p in (user_data / "logs").rglob("pilotfish*.log")
+        )
+        assert '"command": "pilotfish.completionAccepted"' in logs, logs[-3000:]
         print(f"\nVS Code: ghost text after {result['ghostSeconds']:.1f}s: {ghost!r}")
     finally:
         os.killpg(server.pid, 15)

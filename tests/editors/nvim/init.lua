@@ -13,6 +13,8 @@ vim.o.number = true
 vim.o.statusline = "%f %m%=%{v:lua.require'pilotfish'.statusline()}  %l:%c "
 pcall(vim.cmd.colorscheme, "habamax")
 
+vim.lsp.log.set_level("debug") -- the test reads the JSON-RPC sent from lsp.log
+
 local cmd = vim.json.decode(vim.env.PILOTFISH_SERVER_CMD or '["pilotfish", "serve"]')
 require("pilotfish").setup({
   cmd = cmd,

@@ -115,8 +115,8 @@ try {
   result.ok = false;
   result.error = String(error?.stack ?? error);
   console.log("[drive] failed:", result.error);
-  if (page && process.env.PF_SCREENSHOT) {
-    await page.screenshot({ path: process.env.PF_SCREENSHOT.replace(/\.png$/, "-failure.png") }).catch(() => {});
+  if (page && process.env.PF_FAILURE_SCREENSHOT) {
+    await page.screenshot({ path: process.env.PF_FAILURE_SCREENSHOT }).catch(() => {});
   }
 } finally {
   writeFileSync(process.env.PF_OUT, JSON.stringify(result, null, 2));

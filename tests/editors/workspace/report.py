@@ -1,6 +1,6 @@
 """Reports over the inventory."""
 
-from inventory import Item, load_items
+from inventory import Item
 
 
 def most_expensive(items: list[Item]) -> Item:
