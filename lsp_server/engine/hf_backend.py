@@ -15,6 +15,9 @@ from .generate import Generation, GenerationRequest, StopScanner, common_prefix_
 
 log = logging.getLogger(__name__)
 
+PREFILL_CHUNK = 128
+"""Prompt tokens evaluated between two checks for cancellation."""
+
 
 def pick_device(device: str) -> str:
     """Resolve ``auto`` to ``cuda`` when a CUDA GPU is usable, else ``cpu``."""
@@ -108,6 +111,11 @@ class TransformersGenerator:
         model = model.to(self.device).eval()
         return quantize_for_cpu(model) if self._int8 else model
 
+    def reset(self) -> None:
+        """Forget the KV cache: the next request pays its whole prompt (a cold start)."""
+        with self._lock:
+            self._cached_ids, self._cache = [], None
+
     def set_adapter(self, adapter: Path | None) -> None:
         """Serve with a PEFT LoRA adapter, or the base model for ``None``.
 
@@ -137,8 +145,23 @@ class TransformersGenerator:
             cache, reused = DynamicCache(), 0
         self._cache, self._cached_ids = None, []  # invalid until this request completes
 
-        feed = torch.tensor([ids[reused:]], device=self.device)
-        out = self.model(input_ids=feed, past_key_values=cache, use_cache=True)
+        # Prefill in chunks so that a cancel takes effect within one chunk; what was evaluated
+        # stays cached for the next request, which shares the prefix.
+        todo = ids[reused:]
+        out: Any = None
+        for at in range(0, len(todo), PREFILL_CHUNK):
+            if cancel.is_set():
+                self._cache, self._cached_ids = cache, ids[: cache.get_seq_length()]
+                return Generation(
+                    text="",
+                    prompt_tokens=len(ids),
+                    new_tokens=0,
+                    reused_tokens=reused,
+                    prefill_ms=(time.perf_counter() - start) * 1000,
+                    stop_reason="cancelled",
+                )
+            feed = torch.tensor([todo[at : at + PREFILL_CHUNK]], device=self.device)
+            out = self.model(input_ids=feed, past_key_values=cache, use_cache=True)
         prefill_ms = (time.perf_counter() - start) * 1000
         scanner = StopScanner(request.stop, request.max_lines)
         all_ids = list(ids)
@@ -168,10 +191,10 @@ class TransformersGenerator:
                 use_cache=True,
             )
         decode_ms = (time.perf_counter() - decode_start) * 1000
-        if reason != "cancelled":
-            # The cache now holds prompt + generated tokens except the last one fed to nothing.
-            self._cache = cache
-            self._cached_ids = all_ids[: cache.get_seq_length()]
+        # The cache holds the prompt and every generated token fed back (not the last one),
+        # cancelled or not.
+        self._cache = cache
+        self._cached_ids = all_ids[: cache.get_seq_length()]
         return Generation(
             text=scanner.text,
             prompt_tokens=len(ids),

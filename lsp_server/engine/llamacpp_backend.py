@@ -14,6 +14,8 @@ from .generate import Generation, GenerationRequest, StopScanner, common_prefix_
 log = logging.getLogger(__name__)
 
 ADAPTER_GGUF = "adapter.gguf"
+PREFILL_CHUNK = 64
+"""Prompt tokens evaluated between two checks for cancellation."""
 
 
 def llamacpp_available() -> bool:
@@ -80,6 +82,11 @@ class LlamaCppGenerator:
         """Whether ``text`` is one token of the vocabulary."""
         return len(self._llm.tokenize(text.encode(), add_bos=False, special=True)) == 1
 
+    def reset(self) -> None:
+        """Forget the KV cache: the next request pays its whole prompt (a cold start)."""
+        with self._lock:
+            self._llm.reset()
+
     def set_adapter(self, adapter: Path | None) -> None:
         """Reload with the adapter's GGUF LoRA file (``adapter.gguf`` in the adapter folder)."""
         lora = None
@@ -95,6 +102,23 @@ class LlamaCppGenerator:
             self._llm = self._load(lora)
             self._adapter = adapter.name if adapter else None
 
+    @staticmethod
+    def _prefill(llm: Any, ids: list[int], reused: int, cancel: threading.Event) -> bool:
+        """Evaluate the new prompt tokens (all but the last) in chunks; ``False`` if cancelled.
+
+        ``Llama.generate`` evaluates the whole prompt before its first token, so a request
+        could not be cancelled during a long prefill, and a newer keystroke waited for it.
+        In chunks, a cancel takes effect within one chunk, and what was evaluated stays in the
+        KV cache: the next request, which shares the prefix, starts from there.
+        """
+        llm.n_tokens = reused  # eval() drops the cache past this point first
+        todo = ids[reused:-1]
+        for at in range(0, len(todo), PREFILL_CHUNK):
+            if cancel.is_set():
+                return False
+            llm.eval(todo[at : at + PREFILL_CHUNK])
+        return not cancel.is_set()
+
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
         """Greedy decoding; llama.cpp re-evaluates only the prompt tokens that changed."""
         with self._lock:
@@ -103,8 +127,19 @@ class LlamaCppGenerator:
             budget = self._n_ctx - request.max_tokens - 1
             if len(ids) > budget:
                 ids = ids[-budget:]
-            reused = common_prefix_length(list(llm._input_ids), ids)
+            # The last prompt token is always evaluated again: its logits start the decoding
+            # (the logits held now may belong to a generated token of the last request).
+            reused = min(common_prefix_length(list(llm._input_ids), ids), len(ids) - 1)
             start = time.perf_counter()
+            if not self._prefill(llm, ids, reused, cancel):
+                return Generation(
+                    text="",
+                    prompt_tokens=len(ids),
+                    new_tokens=0,
+                    reused_tokens=reused,
+                    prefill_ms=(time.perf_counter() - start) * 1000,
+                    stop_reason="cancelled",
+                )
             scanner = StopScanner(request.stop, request.max_lines)
             eos = llm.token_eos()
             pending = b""

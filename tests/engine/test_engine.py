@@ -75,8 +75,8 @@ def test_kv_reuse_gives_the_same_output_as_a_fresh_cache(tiny_model_dir: Path) -
 
 def test_cancel_stops_mid_decode(generator: TransformersGenerator) -> None:
     request = GenerationRequest(prompt=FIM.format("x = "), max_tokens=500, stop=(), max_lines=0)
-    result = generator.generate(request, CancelAfter(5))
-    assert result.stop_reason == "cancelled" and result.new_tokens == 4
+    result = generator.generate(request, CancelAfter(5))  # 1 check in prefill, 4 in decode
+    assert result.stop_reason == "cancelled" and result.new_tokens == 3
 
 
 def test_cancelled_generation_leaves_a_usable_cache(generator: TransformersGenerator) -> None:
@@ -86,6 +86,20 @@ def test_cancelled_generation_leaves_a_usable_cache(generator: TransformersGener
     after = generator.generate(request, threading.Event())
     fresh = TransformersGenerator(generator._model_dir, model_id="t", device="cpu", int8=False)
     assert after.text == fresh.generate(request, threading.Event()).text
+
+
+def test_cancel_during_prefill_keeps_the_evaluated_prefix(tiny_model_dir: Path) -> None:
+    generator = TransformersGenerator(tiny_model_dir, model_id="tiny", device="cpu", int8=False)
+    body = "".join(f"    value_{i} = compute({i})\n" for i in range(40))
+    prompt = FIM.format(f"def build():\n{body}    return")
+    request = GenerationRequest(prompt=prompt, max_tokens=6, stop=(), max_lines=0)
+    assert generator.count_tokens(prompt) > 2 * 128
+    stopped = generator.generate(request, CancelAfter(2))  # after the first chunk
+    assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 0
+    resumed = generator.generate(request, threading.Event())
+    assert resumed.reused_tokens == 128
+    fresh = TransformersGenerator(tiny_model_dir, model_id="tiny", device="cpu", int8=False)
+    assert resumed.text == fresh.generate(request, threading.Event()).text
 
 
 # -- engine: cache, typing-through, anchors ---------------------------------------------------
@@ -229,3 +243,25 @@ async def test_cancel_request_stops_the_model(generator: TransformersGenerator) 
         await asyncio.sleep(0.01)
     scheduler.shutdown()
     assert engine.counts["cancelled"] == 1 and engine.counts["model"] == 0
+
+
+# -- CUDA (skipped without a GPU; see BENCHMARKS.md for the numbers still to take) ------------
+
+
+@pytest.mark.gpu
+def test_cuda_generation_reuses_the_cache_and_cancels(tiny_model_dir: Path) -> None:
+    gpu = TransformersGenerator(tiny_model_dir, model_id="tiny", device="cuda")
+    assert gpu.device == "cuda"
+    first = FIM.format("import json\n\ndef load(path):\n    return")
+    second = FIM.format("import json\n\ndef load(path):\n    data =")
+    gpu.generate(
+        GenerationRequest(prompt=first, max_tokens=8, stop=(), max_lines=0), threading.Event()
+    )
+    again = gpu.generate(
+        GenerationRequest(prompt=second, max_tokens=8, stop=(), max_lines=0), threading.Event()
+    )
+    assert again.reused_tokens > 5 and again.new_tokens == 8
+    stopped = gpu.generate(
+        GenerationRequest(prompt=first, max_tokens=500, stop=(), max_lines=0), CancelAfter(4)
+    )
+    assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 2
