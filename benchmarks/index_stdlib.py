@@ -45,10 +45,12 @@ def main() -> None:
         out["phase1_peak_rss_mb"] = round(peak_mb())
         out["summary"] = summary.to_json()
         db = index.store.reader()
-        out["indexed_bytes"] = db.execute("SELECT sum(size) FROM files WHERE origin='repo'"
-                                          ).fetchone()[0]
+        out["indexed_bytes"] = db.execute(
+            "SELECT sum(size) FROM files WHERE origin='repo'"
+        ).fetchone()[0]
         out["indexed_lines"] = db.execute(
-            "SELECT sum(end_line - start_line + 1) FROM chunks").fetchone()[0]
+            "SELECT sum(end_line - start_line + 1) FROM chunks"
+        ).fetchone()[0]
         print(json.dumps(out, indent=2), flush=True)
 
         # Phase 3 first (cheap): one-file incremental update of a ~2,000-line file.
@@ -69,7 +71,8 @@ def main() -> None:
         unchanged_ms = (time.perf_counter() - t0) * 1000
         index.update_file(args.root / rel, text)
         out["incremental"] = {
-            "file": rel, "lines": text.count("\n") + 1,
+            "file": rel,
+            "lines": text.count("\n") + 1,
             "median_ms": round(statistics.median(times), 1),
             "max_ms": round(max(times), 1),
             "unchanged_ms": round(unchanged_ms, 2),
@@ -82,19 +85,29 @@ def main() -> None:
             from pilotfish.code_index.embed import load_embedder
 
             cfg = IndexConfig(dependency_docs=False)
-            embedder = load_embedder(max_tokens=cfg.embed_max_tokens,
-                                     batch_size=cfg.embed_batch_size)
+            embedder = load_embedder(
+                max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch_size
+            )
             index = Index(args.root, data, cfg)
-            texts = [f"{p}\n{t[:2000]}" for p, t in index.store.reader().execute(
-                "SELECT f.path, c.text FROM chunks c JOIN files f ON f.id=c.file_id "
-                "ORDER BY c.id LIMIT ?", (args.embed_sample,)).fetchall()]
+            texts = [
+                f"{p}\n{t[:2000]}"
+                for p, t in index.store.reader()
+                .execute(
+                    "SELECT f.path, c.text FROM chunks c JOIN files f ON f.id=c.file_id "
+                    "ORDER BY c.id LIMIT ?",
+                    (args.embed_sample,),
+                )
+                .fetchall()
+            ]
             t0 = time.perf_counter()
             embedder.embed_array(texts)
             seconds = time.perf_counter() - t0
             out["embeddings"] = {
-                "chunks": len(texts), "seconds": round(seconds, 1),
+                "chunks": len(texts),
+                "seconds": round(seconds, 1),
                 "chunks_per_second": round(len(texts) / seconds, 1),
-                "max_tokens": cfg.embed_max_tokens, "batch_size": cfg.embed_batch_size,
+                "max_tokens": cfg.embed_max_tokens,
+                "batch_size": cfg.embed_batch_size,
                 "peak_rss_mb_after": round(peak_mb()),
             }
             index.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -297,6 +298,10 @@ class Index:
                 self.store.set_meta(db, "built_at", str(time.time()))
             parse_seconds = time.perf_counter() - parse_started
         self.retriever.invalidate(rebuilt=True)
+        try:
+            self.retriever.warm()
+        except sqlite3.Error as exc:
+            log.warning("could not read the FTS vocabulary: %s", exc)
         dep_files = 0
         if not cancelled and self.config.dependency_docs:
             dep_files = self.index_dependencies(progress)

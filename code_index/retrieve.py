@@ -151,6 +151,7 @@ class Retriever:
         self._embedder: _Embedder | None = None
         self._lock = threading.Lock()
         self._df: dict[str, int] = {}
+        self._common: set[str] | None = None  # terms too common to query, once warmed
         self._n_chunks = 0
         self.last_timings = Timings()
 
@@ -165,17 +166,40 @@ class Retriever:
             with self._lock:
                 self._df.clear()
                 self._n_chunks = 0
+                self._common = None
+
+    def warm(self) -> None:
+        """Learn which terms are too common for lexical queries, in one pass over the vocabulary.
+
+        Without it each new term costs a count query on first use (slow for common terms).
+        """
+        db = sqlite3.connect(self.store.path, timeout=30)
+        try:
+            n = db.execute("SELECT max(rowid) FROM chunks_fts").fetchone()[0] or 0
+            limit = max(MIN_COMMON_DF, int(n * MAX_DF_FRACTION))
+            db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab "
+                       "USING fts5vocab(main, 'chunks_fts', 'row')")
+            common = {r[0] for r in db.execute(
+                "SELECT term FROM temp.chunks_vocab WHERE doc > ?", (limit,))}
+        finally:
+            db.close()
+        with self._lock:
+            self._common, self._n_chunks = common, n
 
     def _selective_terms(self, db: sqlite3.Connection, words: list[str]) -> list[str]:
         """The rarest useful FTS terms of the words: common terms make BM25 slow and vague."""
         with self._lock:
             if not self._n_chunks:
                 self._n_chunks = db.execute("SELECT max(rowid) FROM chunks_fts").fetchone()[0] or 0
-            n_chunks = self._n_chunks
+            n_chunks, common = self._n_chunks, self._common
         limit = max(MIN_COMMON_DF, int(n_chunks * MAX_DF_FRACTION))
         scored: list[tuple[int, str]] = []
         for term in fts_query(words, limit=32).replace('"', "").split(" OR "):
             if not term:
+                continue
+            if common is not None:
+                if term not in common:
+                    scored.append((0, term))
                 continue
             df = self._df.get(term)
             if df is None:
@@ -238,8 +262,10 @@ class Retriever:
         db = self.store.reader()
         words = identifiers_in(query, limit=16, skip_keywords=False)
         try:
-            symbols = self._symbol_candidates(db, words, {}, set(), None, 0)
-            lexical = self._lexical_candidates(db, words, None, 0, limit=k * 2)
+            symbols = self._symbol_candidates(db, words, {}, set(), None, 0,
+                                              why="named in the query")
+            lexical = self._lexical_candidates(db, words, None, 0, limit=k * 2,
+                                               why="matches the query")
             docs = self._doc_candidates(db, words, limit=k)
             dense = self._dense_candidates(db, query, None, 0, limit=k * 2)
         except sqlite3.Error as exc:
@@ -288,6 +314,7 @@ class Retriever:
         cur_rel: str | None,
         cursor_line: int,
         local: set[str] | frozenset[str] = frozenset(),
+        why: str = "used near the cursor",
     ) -> list[Candidate]:
         if not names:
             return []
@@ -362,7 +389,7 @@ class Retriever:
                 end_line=end,
                 text=_clip(summary),
                 source="doc" if origin == "dependency" else "symbol",
-                reason=(f"{kind} `{qual}` used near the cursor"
+                reason=(f"{kind} `{qual}` {why}"
                         + (f" (from {package})" if origin == "dependency" and package else "")
                         + (", imported here" if from_import else "")),
                 same_file=path == cur_rel,
@@ -395,7 +422,9 @@ class Retriever:
         )
 
     def _lexical_candidates(self, db: sqlite3.Connection, words: list[str], cur_rel: str | None,
-                            cursor_line: int, *, limit: int) -> list[Candidate]:
+                            cursor_line: int, *, limit: int,
+                            why: str = "shares identifiers with the cursor's lines",
+                            ) -> list[Candidate]:
         terms = self._selective_terms(db, words)
         if not terms:
             return []
@@ -411,8 +440,8 @@ class Retriever:
             row = rows.get(rowid)
             if row is None or self._near_cursor(row[5], cur_rel, row[1], row[2], cursor_line):
                 continue
-            out.append(self._chunk_candidate(row, "lexical", f"shares identifiers with the "
-                                             f"cursor's lines (bm25 {-score:.1f})", cur_rel))
+            out.append(self._chunk_candidate(row, "lexical", f"{why} (bm25 {-score:.1f})",
+                                             cur_rel))
             if len(out) >= limit:
                 break
         return out

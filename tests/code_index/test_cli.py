@@ -1,0 +1,48 @@
+"""``pilotfish index`` and ``pilotfish search`` through the real command line entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pilotfish.lsp_server.cli import main
+
+
+def _repo(root: Path) -> Path:
+    root.mkdir()
+    (root / "lib.py").write_text(
+        'def greet(name):\n    """Say hello."""\n    return "hi " + name\n'
+    )
+    (root / "app.py").write_text('from lib import greet\nprint(greet("x"))\n')
+    (root / ".env").write_text("SECRET=1\n")
+    return root
+
+
+def test_index_then_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo, data = _repo(tmp_path / "repo"), tmp_path / "data"
+    assert main(["index", str(repo), "--data-dir", str(data), "--no-embeddings", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == 2 and summary["symbols"] == 1
+    assert summary["skipped"] == {"secret": 1}
+
+    assert main(["search", "greet", "--repo", str(repo), "--data-dir", str(data), "--json",
+                 "--no-dense"]) == 0
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert results[0]["path"] == "lib.py" and results[0]["source"] == "symbol"
+    assert results[0]["link"] == f"{(repo / 'lib.py').as_uri()}#L1"
+
+    assert main(["search", "greet", "--repo", str(repo), "--data-dir", str(data),
+                 "--no-dense"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1. lib.py:1-3") and "def greet(name):" in out
+
+
+def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    repo = _repo(tmp_path / "repo")
+    assert main(["search", "greet", "--repo", str(repo), "--data-dir",
+                 str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "has no index yet" in err and "Traceback" not in err
