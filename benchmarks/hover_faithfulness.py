@@ -37,7 +37,7 @@ def call_sites(root: Path, names: set[str], limit: int) -> list[tuple[Path, int,
     out = []
     for path in sorted(root.glob("*.py")):
         for number, line in enumerate(path.read_text().split("\n")):
-            for match in re.finditer(r"(?<![\w.])([a-z_][a-z0-9_]{3,})\(", line):
+            for match in re.finditer(r"(?<![\w.])([a-z][a-z0-9_]{3,})\(", line):
                 name = match.group(1)
                 if name in names and name not in seen and not line.lstrip().startswith("def "):
                     seen.add(name)
