@@ -340,13 +340,15 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
             text=k.text, line=k.line, column=k.column, path=str(trace.path), document_key="bench"
         )
 
-    def run(engine: CompletionEngine, k: Keystroke, cold: bool) -> dict[str, float]:
+    def run(engine: CompletionEngine, k: Keystroke, cold: bool) -> dict[str, float] | None:
         if cold:
-            generator._llm.reset()
+            generator.reset()
             plain.reset()
         t = time.perf_counter()
         c = engine.complete(request(k), threading.Event())
         engine_ms = (time.perf_counter() - t) * 1000
+        if c.source != "model":
+            return None  # typed through a suggestion of an earlier state: no model call
         plain_ms, plain_first = plain_generate(plain, c.prompt, max(1, c.new_tokens))
         return {
             "engine_ms": engine_ms,
@@ -362,10 +364,12 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
         }
 
     warm_engine = CompletionEngine(generator, settings, cache_size=0)
-    warm = [run(warm_engine, k, cold=False) for k in states]
-    cold_rows = []
-    for k in states[: args.cold]:
-        cold_rows.append(run(CompletionEngine(generator, settings, cache_size=0), k, cold=True))
+    warm = [r for k in states if (r := run(warm_engine, k, cold=False))]
+    cold_rows = [
+        r
+        for k in states[: args.cold]
+        if (r := run(CompletionEngine(generator, settings, cache_size=0), k, cold=True))
+    ]
 
     def block(rows: list[dict[str, float]]) -> dict[str, Any]:
         if not rows:
