@@ -359,7 +359,12 @@ def run_eval(config: TrainConfig, adapter_name: str, report: Reporter) -> int:
     info = adapters.get(data_dir, adapter_name) if adapter_name else adapters.current(data_dir)
     if info is None:
         raise RepoError("no current adapter; pass --adapter NAME or run train first")
-    base = load_base(str(info.base_model or config.model))
+    base = load_base(config.model)
+    problem = adapters.incompatibility(
+        info, base.model.name, model_sha256(base.folder, base.model.sha256)
+    )
+    if problem:
+        raise RepoError(problem)
     split_sha = str(info.manifest.get("commits", {}).get("split", {}).get("sha", ""))
     commits = first_parent_commits(repo, rev=config.rev)
     shas = [c.sha for c in commits]

@@ -178,3 +178,60 @@ def test_adapters_cli(tmp_path: Path, capsys) -> None:
     assert pilotfish(["adapters", "--data-dir", str(data), "use", "nope"]) == 2
     assert pilotfish(["adapters", "--data-dir", str(data), "rm", "x1"]) == 0
     assert adapters.list_adapters(data) == []
+
+
+def test_eval_scores_an_adapter_on_commits_after_its_split(
+    make_repo, history, tiny_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    root, commit = make_repo()
+    history(commit, n=6)
+    data = tmp_path / "data"
+    common = ["--repo", str(root), "--model", str(tiny_model_dir), "--data-dir", str(data)]
+    assert training(["train", *common, "--name", "e1", "--no-retrieval", *FLAGS]) == 0
+    # New work lands after training; eval scores the adapter on it.
+    text = (root / "pkg/geometry.py").read_text()
+    commit({"pkg/geometry.py": text + "\n\ndef later(v):\n    return v * 1000 + 7\n"}, "later")
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    rc = training(
+        [
+            "eval",
+            *common,
+            "--adapter",
+            "e1",
+            "--no-retrieval",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--max-eval",
+            "2",
+        ]
+    )
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())["evaluation"]
+    assert report["cases"] >= 1 and set(report["conditions"]) == {"base", "adapter"}
+    assert {c["commit"] for c in report["per_case"]} == {next(iter(report["per_case"]))["commit"]}
+    # Another base model is refused with one line.
+    other = tmp_path / "other-model"
+    import shutil
+
+    shutil.copytree(tiny_model_dir, other)
+    rc = training(
+        [
+            "eval",
+            "--repo",
+            str(root),
+            "--model",
+            str(other),
+            "--data-dir",
+            str(data),
+            "--adapter",
+            "e1",
+            "--no-retrieval",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert rc == 2
+    assert "was trained on" in capsys.readouterr().err
