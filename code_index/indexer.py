@@ -481,6 +481,10 @@ class Index:
         return self.retriever.retrieve(ctx, budget_tokens=budget_tokens,
                                        count_tokens=count_tokens, max_snippets=max_snippets)
 
+    def definitions(self, name: str, *, path: str | None = None, k: int = 5) -> list[Snippet]:
+        """Where a name is defined (repository and dependency APIs), with signature and doc."""
+        return self.retriever.definitions(name, path=path, k=k)
+
     def search(self, query: str, k: int = 10) -> list[Snippet]:
         """Free-text search (``pilotfish search``): symbols, lexical and dense, fused."""
         return self.retriever.search(query, k=k)

@@ -274,6 +274,18 @@ class Retriever:
         fused = fuse([symbols, lexical, docs, dense])
         return fit_budget(fused, 10**9, estimate_tokens, max_snippets=k)
 
+    def definitions(self, name: str, *, path: str | None = None, k: int = 5) -> list[Snippet]:
+        """Definitions of one name (for hover), other files first; ``path`` is the asker's file."""
+        db = self.store.reader()
+        try:
+            found = self._symbol_candidates(db, [name], {}, set(), self._rel(path), 0,
+                                            why="definition")
+        except sqlite3.Error as exc:
+            log.warning("definition lookup failed: %s", exc)
+            return []
+        return fit_budget([(1.0 / (i + 1), c) for i, c in enumerate(found)], 10**9,
+                          estimate_tokens, max_snippets=k)
+
     # ---- candidates ---------------------------------------------------------------------------
 
     def _rel(self, path: str | None) -> str | None:

@@ -66,6 +66,7 @@ class IndexService:
         self._ready = threading.Event()
         self._updates: dict[Path, str | None] = {}  # path -> buffer text (None: read the disk)
         self._deletes: set[Path] = set()
+        self._buffers: dict[Path, str] = {}  # open buffers: re-applied after a full build
         self._reindex: ProgressCallback | bool | None = False
         self._progress: ProgressCallback | None = None
         self._state = "idle"
@@ -103,6 +104,7 @@ class IndexService:
         with self._lock:
             self._deletes.discard(path)
             self._updates[path] = text
+            self._buffers[path] = text
             self._interrupt.set()
             self._wake.set()
 
@@ -114,10 +116,18 @@ class IndexService:
             self._interrupt.set()
             self._wake.set()
 
+    def did_close(self, path: Path) -> None:
+        """A buffer was closed: the disk is the truth again for this file."""
+        with self._lock:
+            if self._buffers.pop(path, None) is not None and path not in self._deletes:
+                self._updates[path] = None
+            self._wake.set()
+
     def did_delete(self, path: Path) -> None:
         """A file was deleted."""
         with self._lock:
             self._updates.pop(path, None)
+            self._buffers.pop(path, None)
             self._deletes.add(path)
             self._interrupt.set()
             self._wake.set()
@@ -185,6 +195,17 @@ class IndexService:
             return index.search(query, k=k)
         except Exception:
             log.exception("search failed")
+            return []
+
+    def definitions(self, name: str, *, path: Path | None = None, k: int = 5) -> list[Snippet]:
+        """Definitions of a name with signature and doc, for hover; [] while not ready."""
+        index = self._index
+        if index is None or not self._ready.is_set():
+            return []
+        try:
+            return index.definitions(name, path=str(path) if path else None, k=k)
+        except Exception:
+            log.exception("definition lookup failed")
             return []
 
     def status(self) -> dict[str, object]:
@@ -260,6 +281,10 @@ class IndexService:
     def _build(self, index: Index, *, full: bool) -> None:
         self._state = "indexing"
         summary = index.build(self._report, self._stop, embed=False, full=full)
+        with self._lock:
+            buffers = dict(self._buffers)
+        for path, text in buffers.items():  # a build read the disk; open buffers win
+            self._safely(index.update_file, path, text)
         self._last_summary = summary.to_json()
         self._ready.set()
         self._state = "ready"

@@ -198,3 +198,30 @@ def test_service_reindex_and_status_while_building(tmp_path: Path) -> None:
         assert service.retrieve(_ctx(root), budget_tokens=500)
     finally:
         service.close()
+
+
+def test_definitions_for_hover(index: Index) -> None:
+    found = index.definitions("perimeter", path=str(index.root / "app" / "main.py"))
+    assert found and found[0].path == "shapes/geometry.py"
+    assert found[0].text.startswith("def perimeter(self) -> float:")
+    assert "Sum of the edge lengths." in found[0].text
+    assert index.definitions("no_such_name") == []
+
+
+def test_open_buffer_wins_over_disk_after_reindex(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "repo")
+    service = IndexService(root, tmp_path / "data", IndexSettings(embeddings=False))
+    try:
+        service.start()
+        assert service.wait_ready(60) and service.wait_idle(60)
+        path = root / "shapes" / "geometry.py"
+        service.did_change(path, GEOMETRY + "\n\ndef only_in_buffer(x):\n    return x\n")
+        assert service.wait_idle(30)
+        service.reindex()
+        assert service.wait_idle(60)
+        assert service.definitions("only_in_buffer"), "the buffer's text survived the rebuild"
+        service.did_close(path)
+        assert service.wait_idle(30)
+        assert service.definitions("only_in_buffer") == []  # back to the disk's content
+    finally:
+        service.close()
