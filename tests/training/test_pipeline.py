@@ -235,3 +235,60 @@ def test_eval_scores_an_adapter_on_commits_after_its_split(
     )
     assert rc == 2
     assert "was trained on" in capsys.readouterr().err
+
+
+def test_interrupted_run_resumes_to_an_exported_adapter(
+    make_repo, history, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    root, commit = make_repo()
+    history(commit, n=6)
+    data = tmp_path / "data"
+    argv = [
+        "train",
+        "--repo",
+        str(root),
+        "--model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(data),
+        "--name",
+        "r1",
+        "--no-retrieval",
+        *FLAGS[:2],
+        "--max-steps",
+        "6",
+        "--max-eval",
+        "2",
+        "--holdout-commits",
+        "2",
+        "--batch-size",
+        "1",
+        "--grad-accum",
+        "1",
+        "--eval-every",
+        "2",
+        "--threads",
+        "1",
+    ]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pilotfish.training", *argv, "--json-progress"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:
+        event = json.loads(line)
+        if event.get("step") == 3 and event["stage"] == "train":
+            child.send_signal(signal.SIGTERM)  # what the server's cancel does
+            break
+    assert child.wait(timeout=120) == 130
+    state = json.loads((data / "runs" / "r1" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 3
+    assert adapters.list_adapters(data) == []
+    assert training([*argv, "--resume"]) == 0
+    info = adapters.get(data, "r1")
+    assert info.manifest["training"]["steps"] == 6
