@@ -9,6 +9,7 @@ message, on every Neovim found (0.11 from the dev extra; 0.12 when $PILOTFISH_NV
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from .conftest import REPO
+from .fake_server import ANSWERS
 
 pytestmark = pytest.mark.editor
 
@@ -94,10 +96,8 @@ class Headless:
         return state
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
             self._remote("--remote-send", "<C-\\><C-N>:qa!<CR>")
-        except (subprocess.SubprocessError, OSError):
-            pass
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -147,8 +147,7 @@ def _wait_command(tmp_path: Path, name: str, timeout: float = 5) -> dict[str, An
     raise AssertionError(f"{name} not received; got {_commands(tmp_path)}")
 
 
-FIRST = "item.value() for item in items)"
-SECOND = "x.price * x.quantity for x in items)"
+FIRST, SECOND = ANSWERS["return sum("]
 
 
 def test_ghost_text_cycle_dismiss_accept(nvim: Headless, tmp_path: Path) -> None:

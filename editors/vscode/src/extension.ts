@@ -206,15 +206,19 @@ async function explainCompletion(): Promise<void> {
     void vscode.window.showInformationMessage("pilotfish: no completion to explain yet.");
     return;
   }
+  // A Markdown editor beside the code: its `file:line` links are clickable, and
+  // "Markdown: Open Preview" renders it.
   const document = await vscode.workspace.openTextDocument({ language: "markdown", content: explanationMarkdown(explanation) });
-  await vscode.commands.executeCommand("markdown.showPreview", document.uri).then(undefined, () =>
-    vscode.window.showTextDocument(document),
-  );
+  await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.Beside, preview: true });
 }
 
 async function setEnabled(enabled: boolean): Promise<void> {
-  await vscode.workspace.getConfiguration("pilotfish").update("completion.enable", enabled, vscode.ConfigurationTarget.Global);
   await execute("pilotfish.setEnabled", [enabled]);
+  if (statusBar.last) {
+    statusBar.update({ ...statusBar.last, enabled });
+  }
+  // Persist it; the server gets it again with the other settings.
+  await vscode.workspace.getConfiguration("pilotfish").update("completion.enable", enabled, vscode.ConfigurationTarget.Global);
   void vscode.window.setStatusBarMessage(`pilotfish: completions ${enabled ? "enabled" : "disabled"}`, 3000);
 }
 

@@ -1,19 +1,67 @@
-// Drives VS Code (code-server) in headless Chromium: opens report.py, types, waits for pilotfish's
-// ghost text, takes a screenshot, accepts with Tab, saves, runs "pilotfish: Show status".
-// Input (env): PF_URL, PF_TOOLS (folder with node_modules/playwright-core), PF_SCREENSHOT, PF_OUT
-// (JSON result file), PF_TYPED (text typed on the new line), PF_TIMEOUT_MS.
+// Drives VS Code (code-server) in headless Chromium with the pilotfish extension installed.
+// PF_SCENARIO=real (the real server and model): open report.py, type, wait for the ghost text,
+//   screenshot, Tab, save, "pilotfish: Show status".
+// PF_SCENARIO=fake (tests/editors/fake_server.py): also next candidate, Escape, the commands
+//   (explain, reindex, disable) and the message for a missing server.
+// Input (env): PF_URL, PF_TOOLS (folder with node_modules/playwright-core), PF_SCREENSHOT,
+// PF_FAILURE_SCREENSHOT, PF_OUT (JSON result), PF_TYPED, PF_TIMEOUT_MS, PF_SETTINGS (user
+// settings.json, for the missing-server step).
 import { createRequire } from "node:module";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 
 const require = createRequire(process.env.PF_TOOLS + "/node_modules/");
 const { chromium } = require("playwright-core");
 
+const scenario = process.env.PF_SCENARIO ?? "real";
 const timeout = Number(process.env.PF_TIMEOUT_MS ?? 180000);
 const result = { steps: [] };
 const step = (name, extra = {}) => {
   result.steps.push({ name, t: Date.now(), ...extra });
   console.log(`[drive] ${name} ${JSON.stringify(extra)}`);
 };
+
+const GHOST = ".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text";
+
+/** The ghost text: inline decorations (one span per token), then the lines of its view zone. */
+async function ghostText(page) {
+  return page.evaluate(() => {
+    const clean = (t) => (t ?? "").replace(/\u00a0/g, " ");
+    const first = [...document.querySelectorAll(".monaco-editor .ghost-text-decoration")]
+      .map((e) => clean(e.textContent))
+      .join("");
+    const rest = [...document.querySelectorAll(".monaco-editor .ghost-text .view-line")].map((e) =>
+      clean(e.textContent),
+    );
+    return [first, ...rest].join("\n");
+  });
+}
+
+async function waitGhost(page, expected, ms) {
+  const deadline = Date.now() + ms;
+  let text = "";
+  while (Date.now() < deadline) {
+    text = await ghostText(page);
+    if (expected === undefined ? text.trim() !== "" : text === expected) {
+      return text;
+    }
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`ghost text ${expected === undefined ? "never shown" : `not ${JSON.stringify(expected)}`}; last: ${JSON.stringify(text)}`);
+}
+
+async function palette(page, title) {
+  await page.keyboard.press("Control+Shift+P");
+  await page.waitForSelector(".quick-input-widget input", { timeout: 30000 });
+  await page.keyboard.type(title, { delay: 15 });
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 15000 });
+  await page.keyboard.press("Enter");
+}
+
+async function toast(page, text, ms = 30000) {
+  const item = page.locator(".notification-toast", { hasText: text }).first();
+  await item.waitFor({ timeout: ms });
+  return item.innerText();
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.PF_CHROMIUM ?? "/usr/bin/chromium",
@@ -28,12 +76,11 @@ try {
   await page.waitForSelector(".monaco-workbench", { timeout: 120000 });
   step("workbench");
 
-  // Wait for the status bar item: the extension is active and the server answered.
+  // The status bar item appears when the extension activates.
   const statusItem = page.locator(".statusbar-item", { hasText: "pilotfish" }).first();
   await statusItem.waitFor({ timeout: 120000 });
   step("status item", { text: await statusItem.innerText() });
 
-  // Open report.py with Quick Open.
   await page.locator(".monaco-workbench").click({ position: { x: 640, y: 300 } }).catch(() => {});
   await page.keyboard.press("Control+P");
   await page.waitForSelector(".quick-input-widget input", { timeout: 30000 });
@@ -45,13 +92,12 @@ try {
   await page.waitForFunction(() => document.title.includes("report.py"), null, { timeout: 30000 });
   step("opened report.py");
 
-  // Wait for the model to load (requests made while it loads get no items).
+  // "pilotfish: <model>" once the model is loaded (requests made while it loads get no items).
   await page
     .waitForFunction(
       () => {
         const items = [...document.querySelectorAll(".statusbar-item")].map((e) => e.textContent ?? "");
         const item = items.find((t) => t.includes("pilotfish"));
-        // "pilotfish: <model>" once the model is loaded (no detail while starting or failed).
         return item && /pilotfish: \S/.test(item) && !/loading|starting|indexing|error/i.test(item);
       },
       null,
@@ -60,32 +106,36 @@ try {
     .catch(async () => {
       throw new Error(`the status bar never showed a loaded model: "${await statusItem.innerText()}"`);
     });
-  step("ready", { text: await statusItem.innerText() });
+  result.statusBarReady = await statusItem.innerText();
+  step("ready", { text: result.statusBarReady });
 
   await editor.click();
-  await page.keyboard.press("Control+End");
   // report.py ends with a line break: Ctrl+End lands on the empty last line. editor.autoIndent
   // is "none", so the test types the indentation itself.
+  await page.keyboard.press("Control+End");
   const started = Date.now();
   await page.keyboard.type(process.env.PF_TYPED, { delay: 40 });
   step("typed");
 
-  const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text").first();
-  await ghost.waitFor({ state: "visible", timeout });
-  await page.waitForTimeout(500);
-  // The first line is inline decorations (one span per token); further lines are a view zone.
-  result.ghost = await page.evaluate(() => {
-    const clean = (t) => (t ?? "").replace(/\u00a0/g, " ");
-    const first = [...document.querySelectorAll(".monaco-editor .ghost-text-decoration")]
-      .map((e) => clean(e.textContent))
-      .join("");
-    const rest = [...document.querySelectorAll(".monaco-editor .ghost-text .view-line")].map((e) =>
-      clean(e.textContent),
-    );
-    return [first, ...rest].join("\n");
-  });
+  await page.locator(GHOST).first().waitFor({ state: "visible", timeout });
+  result.ghost = await waitGhost(page, undefined, 5000);
+  await page.waitForTimeout(300);
+  result.ghost = await ghostText(page);
   result.ghostSeconds = (Date.now() - started) / 1000;
   step("ghost text", { ghost: result.ghost, seconds: result.ghostSeconds });
+
+  if (scenario === "fake") {
+    await page.keyboard.press("Alt+BracketRight"); // next candidate
+    result.nextGhost = await waitGhost(page, process.env.PF_SECOND, 10000);
+    await page.keyboard.press("Alt+BracketLeft");
+    await waitGhost(page, result.ghost, 10000);
+    await page.keyboard.press("Escape"); // pilotfish.dismissInline -> completionDismissed
+    await waitGhost(page, "", 10000);
+    step("cycled and dismissed");
+    await page.keyboard.press("Backspace");
+    await page.keyboard.type("(", { delay: 40 });
+    await waitGhost(page, result.ghost, 30000);
+  }
   if (process.env.PF_SCREENSHOT) {
     await page.screenshot({ path: process.env.PF_SCREENSHOT });
     step("screenshot");
@@ -100,16 +150,42 @@ try {
   step("accepted and saved");
 
   result.statusBar = await statusItem.innerText();
-  // "pilotfish: Show status" from the command palette.
-  await page.keyboard.press("Control+Shift+P");
-  await page.waitForSelector(".quick-input-widget input", { timeout: 30000 });
-  await page.keyboard.type("pilotfish: Show status", { delay: 20 });
-  await page.waitForTimeout(500);
-  await page.keyboard.press("Enter");
-  const toast = page.locator(".notification-toast", { hasText: "pilotfish:" }).first();
-  await toast.waitFor({ timeout: 30000 });
-  result.statusMessage = await toast.innerText();
+  await palette(page, "pilotfish: Show status");
+  result.statusMessage = await toast(page, "pilotfish: model");
   step("status message", { text: result.statusMessage });
+
+  if (scenario === "fake") {
+    await palette(page, "pilotfish: Explain this completion's context");
+    await page.locator(".monaco-editor .view-lines", { hasText: "Context of completion" }).first().waitFor({ timeout: 30000 });
+    result.explanation = (
+      await page.locator(".monaco-editor .view-lines", { hasText: "Context of completion" }).first().innerText()
+    ).replace(/\u00a0/g, " ");
+    step("explanation");
+    await palette(page, "pilotfish: Reindex the workspace");
+    result.reindexMessage = await toast(page, "reindexing");
+    await palette(page, "pilotfish: Disable completions");
+    await page.locator(".statusbar-item", { hasText: "completions disabled" }).first().waitFor({ timeout: 30000 });
+    await page.waitForTimeout(1000); // the settings change reaches the server
+    step("disabled");
+
+    // A missing server: changing pilotfish.server.* restarts it, and it is not there.
+    // Edited in VS Code itself (Preferences: Open User Settings (JSON)), as a person would: the
+    // file watcher can miss an outside write that closely follows VS Code's own.
+    const settings = JSON.parse(readFileSync(process.env.PF_SETTINGS, "utf8"));
+    settings["pilotfish.server.command"] = ["/nonexistent/pilotfish", "serve"];
+    await palette(page, "Preferences: Open User Settings (JSON)");
+    // VS Code 1.139 opens it in a modal editor over the workbench, focused.
+    await page.locator(".monaco-editor .view-lines", { hasText: "pilotfish.server.command" }).first().waitFor({ timeout: 30000 });
+    await page.waitForTimeout(500);
+    await page.keyboard.press("Control+A");
+    await page.keyboard.insertText(JSON.stringify(settings, null, 1));
+    await page.keyboard.press("Control+S");
+    result.missingMessage = await toast(page, "was not found", 30000).catch(() => undefined);
+    if (!result.missingMessage) {
+      throw new Error("no message about the missing server");
+    }
+    step("missing server message", { text: result.missingMessage });
+  }
   result.ok = true;
 } catch (error) {
   result.ok = false;
