@@ -14,7 +14,7 @@ from .generate import Generation, GenerationRequest, StopScanner, common_prefix_
 log = logging.getLogger(__name__)
 
 ADAPTER_GGUF = "adapter.gguf"
-PREFILL_CHUNK = 64
+PREFILL_CHUNK = 128
 """Prompt tokens evaluated between two checks for cancellation."""
 
 
