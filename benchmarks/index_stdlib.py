@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -39,10 +40,12 @@ def main() -> None:
     out: dict[str, object] = {"root": str(args.root)}
     try:
         index = Index(args.root, data, IndexConfig(embeddings=False, dependency_docs=False))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = index.build()
         out["phase1_seconds"] = round(time.perf_counter() - started, 1)
+        out["phase1_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
         out["phase1_peak_rss_mb"] = round(peak_mb())
+        out["load_average"] = round(os.getloadavg()[0], 1)
         out["summary"] = summary.to_json()
         db = index.store.reader()
         out["indexed_bytes"] = db.execute(
@@ -82,6 +85,7 @@ def main() -> None:
 
         # Phase 2: embeddings on a sample of chunks (throughput in chunks/s).
         if args.embed_sample:
+            import torch
             from pilotfish.code_index.embed import load_embedder
 
             cfg = IndexConfig(dependency_docs=False)
@@ -99,13 +103,20 @@ def main() -> None:
                 )
                 .fetchall()
             ]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             embedder.embed_array(texts)
             seconds = time.perf_counter() - t0
+            cpu_seconds = time.process_time() - c0
+            threads = torch.get_num_threads()
             out["embeddings"] = {
                 "chunks": len(texts),
                 "seconds": round(seconds, 1),
                 "chunks_per_second": round(len(texts) / seconds, 1),
+                # On an idle machine the torch threads would have the cores to themselves.
+                "cpu_seconds": round(cpu_seconds, 1),
+                "chunks_per_cpu_second_x_threads": round(len(texts) / cpu_seconds * threads, 1),
+                "threads": threads,
+                "load_average": round(os.getloadavg()[0], 1),
                 "max_tokens": cfg.embed_max_tokens,
                 "batch_size": cfg.embed_batch_size,
                 "peak_rss_mb_after": round(peak_mb()),

@@ -131,7 +131,9 @@ def hit_rank(results: list[tuple[str, int, int]], case: Case) -> int | None:
     return None
 
 
-def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
+def evaluate(
+    root: Path, n: int, dense: bool, seed: int, position: str = "line-start"
+) -> dict[str, object]:
     data = Path(tempfile.mkdtemp(prefix="pf-recall-"))
     try:
         cfg = IndexConfig(embeddings=dense, dependency_docs=False)
@@ -154,8 +156,13 @@ def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
         for case in cases:
             lines = (root / case.path).read_text(encoding="utf-8", errors="replace").split("\n")
             target = lines[case.line - 1]
-            indent = target[: len(target) - len(target.lstrip())]
-            prefix = "\n".join(lines[: case.line - 1]) + "\n" + indent
+            if position == "before-name":
+                # The line is typed up to the name the model must produce.
+                cut = re.search(rf"\b{case.name}\b", target)
+                head = target[: cut.start()] if cut else target
+            else:
+                head = target[: len(target) - len(target.lstrip())]
+            prefix = "\n".join(lines[: case.line - 1]) + "\n" + head
             suffix = "\n" + "\n".join(lines[case.line :])
             ctx = CursorContext(
                 prefix=prefix,
@@ -171,7 +178,7 @@ def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
             ranks["pilotfish"].append(
                 hit_rank([(s.path, s.start_line, s.end_line) for s in snippets], case)
             )
-            query = "\n".join(lines[max(0, case.line - 21) : case.line - 1])
+            query = "\n".join([*lines[max(0, case.line - 21) : case.line - 1], head])
             ranks["jaccard"].append(hit_rank(jaccard.rank(query, case.path, max(KS)), case))
         index.close()
         result: dict[str, object] = {
@@ -181,6 +188,7 @@ def evaluate(root: Path, n: int, dense: bool, seed: int) -> dict[str, object]:
             "cases": len(cases),
             "build_seconds": round(build_s, 1),
             "dense": dense,
+            "position": position,
         }
         for method, rs in ranks.items():
             result[method] = {
@@ -199,12 +207,18 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, action="append", default=None)
     parser.add_argument("--lines", type=int, default=300)
     parser.add_argument("--dense", action="store_true", help="also embed (slow on CPU)")
+    parser.add_argument(
+        "--position",
+        choices=["line-start", "before-name"],
+        default="line-start",
+        help="cursor at the held-out line's start, or typed up to the name it uses",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = []
     for repo in args.repo or default_repos():
-        result = evaluate(repo.resolve(), args.lines, args.dense, args.seed)
+        result = evaluate(repo.resolve(), args.lines, args.dense, args.seed, args.position)
         print(json.dumps(result), flush=True)
         results.append(result)
     total = sum(int(r["cases"]) for r in results)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import numpy as np
@@ -47,6 +47,11 @@ _IMPORT_RE = re.compile(
 
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPED_RE = re.compile(r"(?:([A-Za-z_]\w*)\s*\.\s*)?([A-Za-z_]\w*)?$")
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 class _Vectors(Protocol):
@@ -237,8 +242,12 @@ class Retriever:
         try:
             t0 = time.perf_counter()
             local = self._local_names(db, cur_rel)
+            typed = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line)
             symbols = self._symbol_candidates(db, names, imported, modules, cur_rel, cursor_line,
                                               local)
+            if typed:  # what is being typed leads; the rest keeps its order after it
+                keys = {(c.path, c.start_line) for c in typed}
+                symbols = typed + [c for c in symbols if (c.path, c.start_line) not in keys]
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             t2 = time.perf_counter()
@@ -382,16 +391,73 @@ class Retriever:
             ranked.sort(key=lambda item: item[0])
             scored.extend(ranked[: 1 if ambiguous else 3])
         scored.sort(key=lambda item: item[0])
-        scored = scored[:MAX_SYMBOL_CANDIDATES]
+        return self._build_candidates(
+            db, [(row, imp) for _, row, imp in scored[:MAX_SYMBOL_CANDIDATES]], cur_rel, why
+        )
+
+    def _typed_candidates(
+        self, db: sqlite3.Connection, line_head: str, names: list[str], cur_rel: str | None,
+        cursor_line: int,
+    ) -> list[Candidate]:
+        """What the cursor is typing: ``module.`` members, or names starting with a prefix."""
+        m = _TYPED_RE.search(line_head)
+        if m is None:
+            return []
+        qualifier, partial = m.group(1), m.group(2) or ""
+        if qualifier in ("self", "cls", "this", "super"):
+            qualifier = None
+        columns = ("SELECT s.name, s.kind, s.qualified_name, s.id, s.start_line, s.end_line, "
+                   "s.outer_start_line, f.path, f.origin, f.package FROM symbols s "
+                   "JOIN files f ON f.id=s.file_id ")
+        rows: list[tuple] = []
+        if qualifier:
+            file_ids = []
+            for fid, path in db.execute("SELECT id, path FROM files WHERE path GLOB ?",
+                                        (f"*{qualifier}*",)):
+                pure = PurePosixPath(path)
+                if pure.stem == qualifier or (
+                    pure.stem in ("__init__", "index", "mod") and pure.parent.name == qualifier
+                ):
+                    file_ids.append(fid)
+            if file_ids:
+                rows = db.execute(
+                    columns + f"WHERE s.file_id IN ({','.join('?' * len(file_ids))}) "
+                    "AND s.qualified_name = s.name AND s.name GLOB ? LIMIT 400",
+                    [*file_ids, f"{_glob_escape(partial)}*"],
+                ).fetchall()
+        elif len(partial) >= 2:
+            rows = db.execute(
+                columns + "WHERE s.name >= ? AND s.name < ? LIMIT 200",
+                (partial, partial + "\U0010ffff"),
+            ).fetchall()
+        if not rows:
+            return []
+        order = {n: i for i, n in enumerate(names)}
+        ranked = sorted(
+            (r for r in rows
+             if r[0] != partial and not self._near_cursor(r[7], cur_rel, r[6] or r[4], r[5],
+                                                           cursor_line)),
+            key=lambda r: (r[7] == cur_rel, r[0] not in order, order.get(r[0], 0),
+                           "." in r[2], r[0].startswith("_"), r[8] != "repo",
+                           _KIND_RANK.get(r[1], 3), r[4]),
+        )
+        why = f"in `{qualifier}`, which the cursor is typing" if qualifier else (
+            f"starts with `{partial}`, typed at the cursor")
+        return self._build_candidates(db, [(r, False) for r in ranked[:10]], cur_rel, why)
+
+    def _build_candidates(
+        self, db: sqlite3.Connection, scored: list[tuple[tuple, bool]], cur_rel: str | None,
+        why: str,
+    ) -> list[Candidate]:
         if not scored:
             return []
         # Summaries only for the few that can make it into the prompt.
-        ids = [row[3] for _, row, _ in scored]
+        ids = [row[3] for row, _ in scored]
         summaries = dict(db.execute(
             f"SELECT id, summary FROM symbols WHERE id IN ({','.join('?' * len(ids))})", ids
         ).fetchall())
         out: list[Candidate] = []
-        for _, row, from_import in scored:
+        for row, from_import in scored:
             _, kind, qual, sid, start, end, outer, path, origin, package = row
             summary = summaries.get(sid) or ""
             out.append(Candidate(

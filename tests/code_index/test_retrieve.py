@@ -225,3 +225,18 @@ def test_open_buffer_wins_over_disk_after_reindex(tmp_path: Path) -> None:
         assert service.definitions("only_in_buffer") == []  # back to the disk's content
     finally:
         service.close()
+
+
+@pytest.mark.parametrize(
+    ("typed", "first"),
+    [
+        ("x = geometry.", "class Polygon"),  # the module's public names; classes first
+        ("y = area_of_circle(2)\n    x = geometry.", "def area_of_circle"),  # used nearby
+        ("x = geometry.Pol", "class Polygon"),
+        ("x = area_of", "def area_of_circle"),  # a name being typed
+    ],
+)
+def test_what_is_being_typed_leads(index: Index, typed: str, first: str) -> None:
+    prefix = "from shapes import geometry\n\n\ndef f(points):\n    " + typed
+    snippets = index.retrieve(_ctx(index.root, prefix=prefix), budget_tokens=500)
+    assert snippets and snippets[0].text.startswith(first), [s.text[:30] for s in snippets]
