@@ -104,8 +104,12 @@ def _answer(name: str) -> object:
             ],
             "timings": {"retrieve": 3.0, "generate": 40.0},
         }
-    if name == "pilotfish.reindex":
+    if name in ("pilotfish.reindex", "pilotfish.train"):
         return {"started": True}
+    if name == "pilotfish.adapters":
+        return [{"name": "a1", "path": "/adapters/a1", "current": True, "manifest": {}}]
+    if name == "pilotfish.useAdapter":
+        return {"ok": True}
     return None
 
 
@@ -125,8 +129,23 @@ for _name in (
     "pilotfish.setEnabled",
     "pilotfish.explainCompletion",
     "pilotfish.status",
+    "pilotfish.train",
+    "pilotfish.cancelTraining",
+    "pilotfish.adapters",
+    "pilotfish.useAdapter",
 ):
     _command(_name)
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def hover(ls: LanguageServer, params: types.HoverParams) -> types.Hover | None:
+    """A cited explanation for `Item`, as the real server writes them."""
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    word = doc.word_at_position(params.position)
+    if word != "Item":
+        return None
+    text = "**Item**: one line of stock [1]\n\n1. [inventory.py:7](file:///inventory.py#L7)"
+    return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

@@ -225,6 +225,11 @@ def test_commands(nvim: Headless, tmp_path: Path) -> None:
     nvim.send(":PilotfishDisable<CR>")
     assert _wait_command(tmp_path, "pilotfish.setEnabled")["arguments"] == [False]
 
+    nvim.send(":PilotfishTrain<CR>")
+    _wait_command(tmp_path, "pilotfish.train")
+    nvim.send(":PilotfishAdapter a1<CR>")
+    assert _wait_command(tmp_path, "pilotfish.useAdapter")["arguments"] == [{"name": "a1"}]
+
     nvim.send(":PilotfishExplain<CR>")
     deadline = time.monotonic() + 5
     text = ""
@@ -234,6 +239,18 @@ def test_commands(nvim: Headless, tmp_path: Path) -> None:
     assert "# Context of completion `c1`" in text
     assert "inventory.py:7-16 (symbol) Item is used near the cursor" in text
     assert nvim.expr("&filetype") == "markdown"
+
+
+def test_hover_with_k(nvim: Headless) -> None:
+    nvim.send("<Esc>:3<CR>$")  # `from inventory import Item`: the cursor on Item
+    nvim.send("K")
+    deadline = time.monotonic() + 5
+    text = ""
+    while "one line of stock" not in text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text = nvim.expr('luaeval("pf_test.float_text()")')
+    assert "one line of stock" in text
+    assert "inventory.py:7" in text
 
 
 @pytest.mark.parametrize("binary", sorted({p.values[0][0] for p in _nvims() if p.values[0][0]}))

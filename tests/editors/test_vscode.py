@@ -228,5 +228,11 @@ def test_vsix_fake_server(workspace: Path, tmp_path: Path) -> None:
     assert "# Context of completion" in result["explanation"]
     assert "inventory.py:7-16" in result["explanation"]
     assert "reindexing" in result["reindexMessage"]
+    assert "pilotfish.train" in names
+    assert {"command": "pilotfish.useAdapter", "arguments": [{"name": "a1"}]} in received
+    assert "Item: one line of stock" in result["hover"]
+    assert any("inventory.py" in (link or "") for link in result["hoverLinks"]), result[
+        "hoverLinks"
+    ]
     assert "/nonexistent/pilotfish" in result["missingMessage"]
     assert "pip install" in result["missingMessage"]

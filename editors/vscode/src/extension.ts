@@ -22,6 +22,11 @@ let extension: vscode.Extension<unknown>;
 
 /** Completion shown last (the one "Explain" and dismissal tracking refer to). */
 let shownId: string | undefined;
+
+/** Explanations shown as read-only documents (no "save?" prompt on close). */
+const EXPLAIN_SCHEME = "pilotfish-explain";
+const explanations = new Map<string, string>();
+const explanationChanged = new vscode.EventEmitter<vscode.Uri>();
 let acceptedIds = new Set<string>();
 
 function idOf(args: unknown[] | undefined): string | undefined {
@@ -206,9 +211,12 @@ async function explainCompletion(): Promise<void> {
     void vscode.window.showInformationMessage("pilotfish: no completion to explain yet.");
     return;
   }
-  // A Markdown editor beside the code: its `file:line` links are clickable, and
+  // A read-only Markdown editor beside the code: its `file:line` links are clickable, and
   // "Markdown: Open Preview" renders it.
-  const document = await vscode.workspace.openTextDocument({ language: "markdown", content: explanationMarkdown(explanation) });
+  const uri = vscode.Uri.from({ scheme: EXPLAIN_SCHEME, path: `/completion-${explanation.id ?? "latest"}.md` });
+  explanations.set(uri.toString(), explanationMarkdown(explanation));
+  explanationChanged.fire(uri);
+  const document = await vscode.workspace.openTextDocument(uri);
   await vscode.window.showTextDocument(document, { viewColumn: vscode.ViewColumn.Beside, preview: true });
 }
 
@@ -222,11 +230,67 @@ async function setEnabled(enabled: boolean): Promise<void> {
   void vscode.window.setStatusBarMessage(`pilotfish: completions ${enabled ? "enabled" : "disabled"}`, 3000);
 }
 
+interface Adapter {
+  name: string;
+  current?: boolean;
+  manifest?: { metrics?: Record<string, unknown>; created_at?: string; [key: string]: unknown };
+}
+
+/** Starts `pilotfish.train`; progress arrives as `$/progress`, the result as a message. */
+async function trainAdapter(): Promise<void> {
+  const result = await execute<{ started?: boolean; reason?: string }>("pilotfish.train", [{}]);
+  if (result?.started === false) {
+    void vscode.window.showWarningMessage(`pilotfish: not training: ${result.reason ?? "unknown reason"}`);
+  } else if (result) {
+    void vscode.window.showInformationMessage(
+      "pilotfish: training an adapter on this repository's history (progress in the status bar)",
+    );
+  }
+}
+
+async function cancelTraining(): Promise<void> {
+  const result = await execute<{ cancelled?: boolean }>("pilotfish.cancelTraining");
+  void vscode.window.showInformationMessage(
+    result?.cancelled ? "pilotfish: training cancelled" : "pilotfish: no training to cancel",
+  );
+}
+
+/** Lists the repository's adapters and switches to the one picked (or to none). */
+async function chooseAdapter(): Promise<void> {
+  const adapters = (await execute<Adapter[]>("pilotfish.adapters")) ?? [];
+  const none = { label: "none", description: "the base model only", name: null as string | null };
+  const items = [
+    ...adapters.map((a) => ({
+      label: a.name,
+      description: [a.current ? "current" : "", a.manifest?.created_at ?? ""].filter(Boolean).join(" · "),
+      detail: a.manifest?.metrics ? JSON.stringify(a.manifest.metrics) : undefined,
+      name: a.name as string | null,
+    })),
+    none,
+  ];
+  const picked = await vscode.window.showQuickPick(items, { placeHolder: "Adapter to complete with" });
+  if (!picked) {
+    return;
+  }
+  const result = await execute<{ ok?: boolean; reason?: string }>("pilotfish.useAdapter", [{ name: picked.name }]);
+  if (result?.ok === false) {
+    void vscode.window.showWarningMessage(`pilotfish: ${result.reason ?? "could not switch the adapter"}`);
+  }
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   extension = context.extension;
   log = vscode.window.createOutputChannel("pilotfish", { log: true });
   statusBar = new StatusBar();
-  context.subscriptions.push(log, statusBar);
+  context.subscriptions.push(
+    log,
+    statusBar,
+    explanationChanged,
+    vscode.workspace.registerTextDocumentContentProvider(EXPLAIN_SCHEME, {
+      onDidChange: explanationChanged.event,
+      provideTextDocumentContent: (uri) => explanations.get(uri.toString()) ?? "",
+    }),
+  );
   const command = (name: string, fn: () => unknown) =>
     context.subscriptions.push(vscode.commands.registerCommand(name, fn));
   // The language client registers every server command (pilotfish.reindex, ...) as a VS Code
@@ -234,6 +298,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command("pilotfish.reindexWorkspace", reindex);
   command("pilotfish.showStatus", showStatus);
   command("pilotfish.explainCompletionContext", explainCompletion);
+  command("pilotfish.trainAdapter", trainAdapter);
+  command("pilotfish.cancelAdapterTraining", cancelTraining);
+  command("pilotfish.chooseAdapter", chooseAdapter);
   command("pilotfish.enable", () => setEnabled(true));
   command("pilotfish.disable", () => setEnabled(false));
   command("pilotfish.toggle", () => setEnabled(statusBar.last?.enabled === false));

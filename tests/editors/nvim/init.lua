@@ -83,3 +83,14 @@ function _G.pf_test.health()
   vim.cmd("bwipeout")
   return text
 end
+
+--- Text of the first floating window (the hover), or "".
+function _G.pf_test.float_text()
+  for _, win in ipairs(vim.api.nvim_list_wins()) do
+    if vim.api.nvim_win_get_config(win).relative ~= "" then
+      local buf = vim.api.nvim_win_get_buf(win)
+      return table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "\n")
+    end
+  end
+  return ""
+end

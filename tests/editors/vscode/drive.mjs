@@ -163,6 +163,36 @@ try {
     step("explanation");
     await palette(page, "pilotfish: Reindex the workspace");
     result.reindexMessage = await toast(page, "reindexing");
+    await palette(page, "pilotfish: Train an adapter on this repository's history");
+    result.trainMessage = await toast(page, "training an adapter");
+    await palette(page, "pilotfish: Choose the adapter");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "a1" }).first().waitFor({ timeout: 15000 });
+    await page.keyboard.press("Enter");
+    step("adapter chosen");
+
+    // Hover over `Item` on line 3 (`from inventory import Item`), in the first editor group.
+    await page.keyboard.press("Control+1");
+    await page.keyboard.press("Control+P");
+    await page.waitForSelector(".quick-input-widget input", { timeout: 30000 });
+    await page.keyboard.type("report.py", { delay: 30 });
+    await page.waitForSelector(".quick-input-list .monaco-list-row", { timeout: 30000 });
+    await page.keyboard.press("Enter");
+    await page.waitForTimeout(500);
+    await page.keyboard.press("Control+G");
+    await page.waitForSelector(".quick-input-widget input", { timeout: 30000 });
+    await page.keyboard.type("3");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("End");
+    await page.keyboard.press("ArrowLeft");
+    await page.keyboard.press("Control+K");
+    await page.keyboard.press("Control+I");
+    const hover = page.locator(".monaco-hover", { hasText: "one line of stock" }).first();
+    await hover.waitFor({ timeout: 30000 });
+    result.hover = (await hover.innerText()).replace(/\u00a0/g, " ");
+    result.hoverLinks = await hover.locator("a").evaluateAll((links) => links.map((a) => a.getAttribute("data-href") ?? a.getAttribute("href")));
+    step("hover", { text: result.hover, links: result.hoverLinks });
+    await page.keyboard.press("Escape");
+
     await palette(page, "pilotfish: Disable completions");
     await page.locator(".statusbar-item", { hasText: "completions disabled" }).first().waitFor({ timeout: 30000 });
     await page.waitForTimeout(1000); // the settings change reaches the server

@@ -414,6 +414,51 @@ function M.statusline()
   return ("pilotfish %s%s"):format(model, type(lat) == "number" and (" %dms"):format(lat) or "")
 end
 
+--- Trains an adapter on the repository's history (progress arrives as `$/progress`).
+function M.train()
+  M.execute("pilotfish.train", { vim.empty_dict() }, function(result)
+    if type(result) == "table" and result.started == false then
+      notify("not training: " .. tostring(result.reason), vim.log.levels.WARN)
+    else
+      notify("training an adapter on this repository's history")
+    end
+  end)
+end
+
+function M.cancel_training()
+  M.execute("pilotfish.cancelTraining", {}, function(result)
+    notify(type(result) == "table" and result.cancelled and "training cancelled" or "no training to cancel")
+  end)
+end
+
+--- Switches to adapter `name` ("none" for the base model); without a name, lets you pick one.
+function M.use_adapter(name)
+  local function use(choice)
+    M.execute("pilotfish.useAdapter", { { name = choice ~= "none" and choice or vim.NIL } }, function(result)
+      if type(result) == "table" and result.ok == false then
+        notify(tostring(result.reason), vim.log.levels.WARN)
+      else
+        notify("adapter: " .. tostring(choice))
+      end
+    end)
+  end
+  if name and name ~= "" then
+    return use(name)
+  end
+  M.execute("pilotfish.adapters", {}, function(adapters)
+    local names = {}
+    for _, a in ipairs(type(adapters) == "table" and adapters or {}) do
+      names[#names + 1] = a.name .. (a.current and " (current)" or "")
+    end
+    names[#names + 1] = "none"
+    vim.ui.select(names, { prompt = "pilotfish adapter" }, function(choice)
+      if choice then
+        use((choice:gsub(" %(current%)$", "")))
+      end
+    end)
+  end)
+end
+
 local function create_commands()
   local cmd = api.nvim_create_user_command
   cmd("PilotfishReindex", M.reindex, { desc = "pilotfish: reindex the repository" })
@@ -430,6 +475,11 @@ local function create_commands()
   cmd("PilotfishToggle", function()
     M.set_enabled(nil)
   end, { desc = "pilotfish: toggle completions" })
+  cmd("PilotfishTrain", M.train, { desc = "pilotfish: train an adapter on the repository's history" })
+  cmd("PilotfishTrainCancel", M.cancel_training, { desc = "pilotfish: cancel adapter training" })
+  cmd("PilotfishAdapter", function(args)
+    M.use_adapter(args.args)
+  end, { nargs = "?", desc = "pilotfish: switch the adapter (none = base model)" })
   cmd("PilotfishRestart", function()
     for _, client in ipairs(vim.lsp.get_clients({ name = "pilotfish" })) do
       call(client, "stop")
