@@ -26,7 +26,7 @@ SOURCE = "def add(a, b):\n    return \n\n\ndef main():\n    print(add(1, 2))\n"
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("workspace")
     (root / "calc.py").write_text(SOURCE)
-    await lsp_client.initialize_session(
+    lsp_client.init_result = await lsp_client.initialize_session(  # type: ignore[attr-defined]
         types.InitializeParams(
             capabilities=types.ClientCapabilities(
                 window=types.WindowClientCapabilities(work_done_progress=True)
@@ -88,8 +88,15 @@ def inline_params(uri: str, line: int, character: int) -> types.InlineCompletion
 
 
 async def test_capabilities_advertise_inline_completion(client: LanguageClient) -> None:
-    caps = client.capabilities  # set by initialize_session
-    assert caps is not None
+    result: types.InitializeResult = client.init_result  # type: ignore[attr-defined]
+    caps = result.capabilities
+    assert caps.inline_completion_provider is not None  # needs explicit options (STACK.md)
+    assert caps.hover_provider
+    assert caps.execute_command_provider is not None
+    assert {"pilotfish.status", "pilotfish.explainCompletion", "pilotfish.reindex"} <= set(
+        caps.execute_command_provider.commands
+    )
+    assert result.server_info is not None and result.server_info.name == "pilotfish"
 
 
 async def test_inline_completion_of_add(client: LanguageClient) -> None:
@@ -138,7 +145,8 @@ async def test_cancelled_request_does_not_answer_late(client: LanguageClient) ->
 
 async def test_newer_request_supersedes_older(client: LanguageClient) -> None:
     await wait_until_loaded(client)
-    uri = open_doc(client)
+    # A text no earlier test completed: a cached answer would not exercise the scheduler.
+    uri = open_doc(client, "def mean(values):\n    return \n")
     first = client.text_document_inline_completion_async(inline_params(uri, 1, 11))
     second = client.text_document_inline_completion_async(inline_params(uri, 1, 11))
     older, newer = await asyncio.gather(first, second)
