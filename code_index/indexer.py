@@ -143,6 +143,7 @@ class Index:
                     self._embedder = load_embedder(
                         self.config.embedding_model, max_tokens=self.config.embed_max_tokens,
                         batch_size=self.config.embed_batch_size,
+                        threads=self.config.embed_threads,
                     )
                 except EmbedderUnavailableError as exc:
                     log.warning("%s; dense search is off", exc)

@@ -62,7 +62,7 @@ class _Vectors(Protocol):
 
 
 class _Embedder(Protocol):
-    def embed_array(self, texts: list[str]) -> np.ndarray: ...
+    def embed_query(self, text: str, *, max_tokens: int = 64) -> np.ndarray: ...
 
 
 def estimate_tokens(text: str) -> int:
@@ -251,7 +251,7 @@ class Retriever:
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             t2 = time.perf_counter()
-            query_text = "\n".join([*lines_before[-12:], first_suffix_line])
+            query_text = "\n".join([*lines_before[-6:], first_suffix_line])
             dense = self._dense_candidates(db, query_text, cur_rel, cursor_line, limit=20)
             t3 = time.perf_counter()
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
@@ -551,7 +551,7 @@ class Retriever:
             vectors, embedder = self._vectors, self._embedder
         if vectors is None or embedder is None or vectors.size == 0 or not text.strip():
             return []
-        query = embedder.embed_array([f"{cur_rel or ''}\n{text}"])[0]
+        query = embedder.embed_query(f"{cur_rel or ''}\n{text}")
         hits = vectors.search(query, limit * 2)
         rows = self._chunk_rows(db, [h[0] for h in hits])
         out: list[Candidate] = []
