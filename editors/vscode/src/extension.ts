@@ -127,7 +127,14 @@ async function start(): Promise<void> {
     );
     return;
   }
-  client.onNotification("pilotfish/status", (status: Status) => statusBar.update(status));
+  client.onNotification("pilotfish/status", (status: Status) => {
+    const wasLoaded = statusBar.last?.loaded;
+    statusBar.update(status);
+    // Requests made while the model loaded got no items: ask again once it is ready.
+    if (status.loaded && wasLoaded === false && vscode.window.activeTextEditor) {
+      void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+    }
+  });
   const status = await execute<Status>("pilotfish.status").catch(() => undefined);
   if (status) {
     statusBar.update(status);
