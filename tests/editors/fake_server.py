@@ -7,6 +7,7 @@ the JSON-lines file named by $FAKE_PILOTFISH_LOG.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 
@@ -41,8 +42,26 @@ def _record(command: str, args: object) -> None:
 
 
 @server.feature(types.INITIALIZED)
-def initialized(ls: LanguageServer, params: types.InitializedParams) -> None:
-    """Push a status, as the real server does once it has loaded."""
+async def initialized(ls: LanguageServer, params: types.InitializedParams) -> None:
+    """Push a status, as the real server does once it has loaded.
+
+    With $FAKE_PILOTFISH_INDEXING (seconds), first report indexing at 40% for that long, as
+    `$/progress` and as the status' index state.
+    """
+    seconds = float(os.environ.get("FAKE_PILOTFISH_INDEXING", "0"))
+    if seconds:
+        token = "fake-indexing"
+        await ls.work_done_progress.create_async(token)
+        ls.work_done_progress.begin(
+            token, types.WorkDoneProgressBegin(title="pilotfish: indexing", percentage=0)
+        )
+        ls.work_done_progress.report(
+            token, types.WorkDoneProgressReport(message="indexing 2/3 files", percentage=40)
+        )
+        indexing = {"state": "indexing", "files": 2, "percentage": 40}
+        ls.protocol.notify("pilotfish/status", {**STATUS, "index": indexing})
+        await asyncio.sleep(seconds)
+        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="index ready"))
     ls.protocol.notify("pilotfish/status", STATUS)
 
 

@@ -253,7 +253,23 @@ def test_hover_with_k(nvim: Headless) -> None:
     assert "inventory.py:7" in text
 
 
-@pytest.mark.parametrize("binary", sorted({p.values[0][0] for p in _nvims() if p.values[0][0]}))
+NVIM_BINARIES = sorted({p.values[0][0] for p in _nvims() if p.values[0][0]})
+
+
+@pytest.mark.parametrize("binary", NVIM_BINARIES)
+def test_indexing_progress_in_statusline(
+    binary: str, workspace: Path, fake_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**fake_env, "FAKE_PILOTFISH_INDEXING": "4"}
+    editor = Headless(binary, workspace, env, tmp_path / "nvim.sock", "report.py")
+    try:
+        editor.wait(lambda s: s["statusline"] == "pilotfish: indexing 40%")
+        editor.wait(lambda s: s["statusline"] == "pilotfish fake-model 42ms")
+    finally:
+        editor.close()
+
+
+@pytest.mark.parametrize("binary", NVIM_BINARIES)
 def test_missing_server_says_how_to_fix(
     binary: str, workspace: Path, fake_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -207,8 +207,9 @@ def test_vsix_fake_server(workspace: Path, tmp_path: Path) -> None:
         [sys.executable, str(FAKE_SERVER)],
         "fake",
         None,
-        {"FAKE_PILOTFISH_LOG": str(commands), "PF_SECOND": SECOND},
+        {"FAKE_PILOTFISH_LOG": str(commands), "PF_SECOND": SECOND, "FAKE_PILOTFISH_INDEXING": "6"},
     )
+    assert "pilotfish: indexing 40% (2 files)" in result["statusTexts"], result["statusTexts"]
     assert result["statusBarReady"].strip() == "pilotfish: fake-model · 42 ms"
     assert result["ghost"] == FIRST
     assert result["nextGhost"] == SECOND

@@ -93,19 +93,22 @@ try {
   step("opened report.py");
 
   // "pilotfish: <model>" once the model is loaded (requests made while it loads get no items).
-  await page
-    .waitForFunction(
-      () => {
-        const items = [...document.querySelectorAll(".statusbar-item")].map((e) => e.textContent ?? "");
-        const item = items.find((t) => t.includes("pilotfish"));
-        return item && /pilotfish: \S/.test(item) && !/loading|starting|indexing|error/i.test(item);
-      },
-      null,
-      { timeout: 180000 },
-    )
-    .catch(async () => {
-      throw new Error(`the status bar never showed a loaded model: "${await statusItem.innerText()}"`);
-    });
+  // Every text the item shows on the way is kept (indexing progress, loading).
+  result.statusTexts = [];
+  const readyBy = Date.now() + 180000;
+  for (;;) {
+    const text = (await statusItem.innerText().catch(() => "")).trim();
+    if (text && result.statusTexts[result.statusTexts.length - 1] !== text) {
+      result.statusTexts.push(text);
+    }
+    if (/pilotfish: \S/.test(text) && !/loading|starting|indexing|error/i.test(text)) {
+      break;
+    }
+    if (Date.now() > readyBy) {
+      throw new Error(`the status bar never showed a loaded model: ${JSON.stringify(result.statusTexts)}`);
+    }
+    await page.waitForTimeout(100);
+  }
   result.statusBarReady = await statusItem.innerText();
   step("ready", { text: result.statusBarReady });
 
