@@ -46,6 +46,10 @@ def words(text: str) -> int:
         ("    |x = 1", False),
         ("foo(|)", False),
         ("if a:\n    |   \nb", True),  # trailing spaces after the cursor are nothing
+        ("x = 1\n|", False),  # between statements: one statement
+        ("def f():\n    x = 1\n\n    |", False),
+        ("x = foo(\n    |", True),  # an open call: its arguments
+        ("class A:\n\n    |", True),  # blank lines after the opener do not count
     ],
 )
 def test_wants_multiline(marked: str, expected: bool) -> None:
