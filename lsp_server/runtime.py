@@ -13,8 +13,8 @@ from pathlib import Path
 from ..code_index.types import CursorContext, Snippet
 from . import paths
 from .engine.backends import load_generator
+from .engine.device import pick_device
 from .engine.engine import CompletionEngine
-from .engine.hf_backend import pick_device
 from .errors import UserError
 from .hover import Explainer, HoverResult
 from .indexing import IndexService

@@ -10,8 +10,8 @@ from ..errors import UserError
 from ..models.registry import BUNDLES
 from ..models.resolve import resolve_model
 from ..settings import ModelSettings
+from .device import pick_device
 from .generate import Generator
-from .hf_backend import pick_device
 from .llamacpp_backend import LlamaCppGenerator, llamacpp_available
 
 log = logging.getLogger(__name__)

@@ -11,21 +11,13 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from .device import pick_device
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
 
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 128
 """Prompt tokens evaluated between two checks for cancellation."""
-
-
-def pick_device(device: str) -> str:
-    """Resolve ``auto`` to ``cuda`` when a CUDA GPU is usable, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was asked for but no CUDA GPU is usable here")
-    return device
 
 
 def quantize_for_cpu(model: torch.nn.Module) -> torch.nn.Module:
