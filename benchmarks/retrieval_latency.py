@@ -162,7 +162,11 @@ def main() -> None:
     assert vindex.kind == "hnsw"
     result["hnsw_build_seconds"] = round(time.perf_counter() - t0, 1)
     index.retriever.set_dense(vindex, embedder)
+    index.retriever.dense_budget_ms = None  # dense on every query
     result["with_dense"] = measure(index, ctxs)
+    index.retriever.dense_budget_ms = 30.0  # the default: dense only while it fits 30 ms
+    result["dense_within_budget"] = measure(index, ctxs)
+    result["dense_within_budget"]["dense_skipped"] = index.retriever.dense_skipped
     print(json.dumps(result["with_dense"]), flush=True)
     index.close()
     if args.data is None:

@@ -136,7 +136,7 @@ def evaluate(
 ) -> dict[str, object]:
     data = Path(tempfile.mkdtemp(prefix="pf-recall-"))
     try:
-        cfg = IndexConfig(embeddings=dense, dependency_docs=False)
+        cfg = IndexConfig(embeddings=dense, dependency_docs=False, dense_budget_ms=None)
         index = Index(root, data, cfg)
         t0 = time.perf_counter()
         summary = index.build(embed=dense)

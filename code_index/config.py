@@ -27,5 +27,7 @@ class IndexConfig:
     """Files per transaction during a build: a killed build keeps what it committed."""
     exact_vector_limit: int = 50_000
     """Up to this many vectors FAISS searches exactly; above it builds HNSW."""
+    dense_budget_ms: float | None = 30.0
+    """Completions use dense search only while one query embedding fits this (None: always)."""
     chunk_max_lines: int = 60
     block_lines: int = 40

@@ -130,6 +130,7 @@ class Index:
         self._embedder_lock = threading.Lock()
         self.vectors: VectorIndex | None = None
         self.retriever = Retriever(self.store, self.root)
+        self.retriever.dense_budget_ms = self.config.dense_budget_ms
 
     # ---- embeddings -------------------------------------------------------------------------
 
@@ -505,6 +506,8 @@ class Index:
             "vectors": self.vectors.size if self.vectors else 0,
             "vectorIndex": self.vectors.kind if self.vectors else None,
             "embedder": (self._embedder.name if self._embedder else self._embedder_error),
+            "denseQueryMs": round(self.retriever.dense_query_ms, 1),
+            "denseSkipped": self.retriever.dense_skipped,
             "skipped": _decode_counts(self.store.get_meta("skipped_counts") or ""),
             "dataDir": str(self.data_dir),
         }

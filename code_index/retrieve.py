@@ -32,6 +32,7 @@ AMBIGUOUS_DEFINITIONS = 12  # a name defined this often says little about which 
 FEW_DEFINITIONS = 3  # more than this: only the best-placed definition is kept
 MAX_LOOKUP_NAMES = 96
 MAX_QUERY_TERMS = 6
+DENSE_BUDGET_MS = 30.0  # retrieval's share of a completion's latency (None: always dense)
 MAX_SYMBOL_CANDIDATES = 40
 MAX_DF_FRACTION = 0.01  # terms in more chunks than this are left out of lexical queries
 MIN_COMMON_DF = 50
@@ -157,8 +158,21 @@ class Retriever:
         self._lock = threading.Lock()
         self._df: dict[str, int] = {}
         self._common: set[str] | None = None  # terms too common to query, once warmed
+        self.dense_budget_ms: float | None = DENSE_BUDGET_MS
+        self._dense_ms = 0.0  # moving average of one query embedding
+        self._dense_skipped = 0
         self._n_chunks = 0
         self.last_timings = Timings()
+
+    @property
+    def dense_query_ms(self) -> float:
+        """Moving average of one query embedding, in milliseconds."""
+        return self._dense_ms
+
+    @property
+    def dense_skipped(self) -> int:
+        """Completions that skipped dense search to stay within the latency budget."""
+        return self._dense_skipped
 
     def set_dense(self, vectors: _Vectors, embedder: _Embedder) -> None:
         """Enable dense search (once vectors exist)."""
@@ -252,7 +266,16 @@ class Retriever:
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             t2 = time.perf_counter()
             query_text = "\n".join([*lines_before[-6:], first_suffix_line])
-            dense = self._dense_candidates(db, query_text, cur_rel, cursor_line, limit=20)
+            spent_ms = (t2 - started) * 1000
+            # Dense search costs one embedding forward pass; it runs only when its recent
+            # cost still fits the completion's latency budget (a GPU, a fast CPU).
+            dense: list[Candidate] = []
+            if self.dense_budget_ms is None or spent_ms + self._dense_ms < self.dense_budget_ms:
+                dense = self._dense_candidates(db, query_text, cur_rel, cursor_line, limit=20)
+            else:
+                self._dense_skipped += 1
+                if self._dense_skipped % 50 == 0:
+                    self._dense_ms *= 0.8  # re-measure now and then: the machine may be idle
             t3 = time.perf_counter()
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
@@ -551,7 +574,10 @@ class Retriever:
             vectors, embedder = self._vectors, self._embedder
         if vectors is None or embedder is None or vectors.size == 0 or not text.strip():
             return []
+        t0 = time.perf_counter()
         query = embedder.embed_query(f"{cur_rel or ''}\n{text}")
+        elapsed = (time.perf_counter() - t0) * 1000
+        self._dense_ms = elapsed if not self._dense_ms else 0.8 * self._dense_ms + 0.2 * elapsed
         hits = vectors.search(query, limit * 2)
         rows = self._chunk_rows(db, [h[0] for h in hits])
         out: list[Candidate] = []

@@ -184,3 +184,22 @@ def test_broken_faiss_file_is_rebuilt_from_sqlite(
         assert again.open_vectors() == "loaded"
     finally:
         again.close()
+
+
+def test_dense_is_skipped_when_it_does_not_fit_the_budget(
+    embedded_index: tuple[Path, Path],
+) -> None:
+    repo, data = embedded_index
+    index = Index(repo, data, IndexConfig(dependency_docs=False, dense_budget_ms=None))
+    try:
+        index.open_vectors()
+        ctx = CursorContext(prefix="page = fetch_website(", suffix=")\n", language="python",
+                            path=str(repo / "other.py"), repo_root=str(repo), line=0)
+        index.retrieve(ctx, budget_tokens=500)
+        assert index.retriever.dense_query_ms > 0 and index.retriever.dense_skipped == 0
+        index.retriever.dense_budget_ms = 0.0
+        snippets = index.retrieve(ctx, budget_tokens=500)
+        assert index.retriever.dense_skipped == 1
+        assert all(s.source != "dense" for s in snippets)
+    finally:
+        index.close()
