@@ -207,7 +207,7 @@ def test_vsix_fake_server(workspace: Path, tmp_path: Path) -> None:
         [sys.executable, str(FAKE_SERVER)],
         "fake",
         None,
-        {"FAKE_PILOTFISH_LOG": str(commands), "PF_SECOND": SECOND, "FAKE_PILOTFISH_INDEXING": "6"},
+        {"FAKE_PILOTFISH_LOG": str(commands), "PF_SECOND": SECOND, "FAKE_PILOTFISH_INDEXING": "10"},
     )
     assert "pilotfish: indexing 40% (2 files)" in result["statusTexts"], result["statusTexts"]
     assert result["statusBarReady"].strip() == "pilotfish: fake-model · 42 ms"

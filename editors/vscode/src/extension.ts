@@ -27,7 +27,8 @@ let shownId: string | undefined;
 const EXPLAIN_SCHEME = "pilotfish-explain";
 const explanations = new Map<string, string>();
 const explanationChanged = new vscode.EventEmitter<vscode.Uri>();
-let acceptedIds = new Set<string>();
+/** Ids already reported as accepted or dismissed (each is reported once). */
+let settledIds = new Set<string>();
 
 function idOf(args: unknown[] | undefined): string | undefined {
   const first = args?.[0] as { id?: unknown } | undefined;
@@ -42,15 +43,25 @@ async function execute<T>(command: string, args: unknown[] = []): Promise<T | un
   return client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args }) as Promise<T>;
 }
 
-/** Tells the server the previous suggestion was not taken, once a different one replaces it. */
+function reportDismissed(id: string | undefined): void {
+  if (id && !settledIds.has(id)) {
+    settledIds.add(id);
+    void execute(DISMISSED, [{ id }]).catch(() => undefined);
+  }
+}
+
+/**
+ * Tells the server the previous suggestion was not taken once an answer no longer offers it
+ * (VS Code's API does not report dismissals; typing through keeps the same id).
+ */
 function noteShown(ids: string[]): void {
-  if (shownId && !acceptedIds.has(shownId) && !ids.includes(shownId)) {
-    void execute(DISMISSED, [{ id: shownId }]).catch(() => undefined);
+  if (shownId && !ids.includes(shownId)) {
+    reportDismissed(shownId);
   }
   if (ids.length > 0) {
     shownId = ids[0];
   }
-  acceptedIds = new Set([...acceptedIds].slice(-20));
+  settledIds = new Set([...settledIds].slice(-50));
 }
 
 function clientOptions(): LanguageClientOptions {
@@ -76,7 +87,7 @@ function clientOptions(): LanguageClientOptions {
         if (command === ACCEPTED) {
           const id = idOf(args);
           if (id) {
-            acceptedIds.add(id);
+            settledIds.add(id);
           }
         }
         return next(command, args);
@@ -317,10 +328,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   command("pilotfish.showLog", () => log.show());
   command("pilotfish.dismissInline", async () => {
-    if (shownId && !acceptedIds.has(shownId)) {
-      void execute(DISMISSED, [{ id: shownId }]).catch(() => undefined);
-      acceptedIds.add(shownId); // reported once
-    }
+    reportDismissed(shownId);
     await vscode.commands.executeCommand("editor.action.inlineSuggest.hide");
   });
   context.subscriptions.push(

@@ -80,6 +80,16 @@ try {
   const statusItem = page.locator(".statusbar-item", { hasText: "pilotfish" }).first();
   await statusItem.waitFor({ timeout: 120000 });
   step("status item", { text: await statusItem.innerText() });
+  // Every text the item shows from now on (indexing progress, loading, ready).
+  result.statusTexts = [];
+  const recordStatus = async () => {
+    const text = (await statusItem.innerText().catch(() => "")).trim();
+    if (text && result.statusTexts[result.statusTexts.length - 1] !== text) {
+      result.statusTexts.push(text);
+    }
+    return text;
+  };
+  const statusPoller = setInterval(() => void recordStatus(), 100);
 
   await page.locator(".monaco-workbench").click({ position: { x: 640, y: 300 } }).catch(() => {});
   await page.keyboard.press("Control+P");
@@ -93,14 +103,9 @@ try {
   step("opened report.py");
 
   // "pilotfish: <model>" once the model is loaded (requests made while it loads get no items).
-  // Every text the item shows on the way is kept (indexing progress, loading).
-  result.statusTexts = [];
   const readyBy = Date.now() + 180000;
   for (;;) {
-    const text = (await statusItem.innerText().catch(() => "")).trim();
-    if (text && result.statusTexts[result.statusTexts.length - 1] !== text) {
-      result.statusTexts.push(text);
-    }
+    const text = await recordStatus();
     if (/pilotfish: \S/.test(text) && !/loading|starting|indexing|error/i.test(text)) {
       break;
     }
@@ -109,6 +114,7 @@ try {
     }
     await page.waitForTimeout(100);
   }
+  clearInterval(statusPoller);
   result.statusBarReady = await statusItem.innerText();
   step("ready", { text: result.statusBarReady });
 
