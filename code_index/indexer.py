@@ -172,6 +172,7 @@ class Index:
     def embed_pending(self, progress: ProgressFn = _noop,
                       cancel: threading.Event | None = None) -> tuple[int, float]:
         """Embed every chunk whose content has no vector yet; returns (count, seconds)."""
+        started = time.perf_counter()  # loading the model counts as embedding time
         embedder = self.embedder()
         if embedder is None:
             return 0, 0.0
@@ -179,7 +180,6 @@ class Index:
             self.open_vectors()
         vectors = self.vectors
         assert vectors is not None
-        started = time.perf_counter()
         done_before, total = self.store.embedding_counts()
         count = 0
         batch = max(self.config.embed_batch_size * 8, 64)
