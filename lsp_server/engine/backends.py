@@ -77,7 +77,9 @@ def load_remote(settings: ModelSettings) -> Generator:
             model_id=settings.name,
             remote_model=settings.remote_model,
             api_key=os.environ.get(settings.api_key_env, "") if settings.api_key_env else "",
-            template=family_for(settings.remote_model or settings.name, bundle and bundle.family),
+            template=family_for(
+                f"{settings.name} {settings.remote_model}", bundle and bundle.family
+            ),
             count_tokens=local_token_counter(settings.name),
         )
     except ValueError as exc:

@@ -195,3 +195,30 @@ def test_remote_cancel_closes_the_stream(llama_server: str) -> None:
         threading.Event(),
     )
     assert after.stop_reason in ("length", "stop", "lines") and after.new_tokens > 0
+
+
+@pytest.mark.parametrize("backend", ["openai", "auto"])
+def test_load_generator_builds_the_remote_client(backend: str) -> None:
+    from pilotfish.lsp_server.engine.backends import load_generator
+    from pilotfish.lsp_server.settings import ModelSettings
+
+    settings = ModelSettings(
+        backend=backend,  # type: ignore[arg-type]
+        url="http://127.0.0.1:9/v1",
+        name="bigcode/starcoder2-3b",
+        remote_model="team-coder",
+    )
+    generator = load_generator(settings)
+    assert isinstance(generator, OpenAIGenerator)
+    assert generator.endpoint.path == "/v1/completions"
+    assert generator.template.name == "starcoder2" and generator.remote_model == "team-coder"
+    assert generator.count_tokens("abcdefgh") == 3  # no local tokenizer: an estimate
+
+
+def test_remote_backend_needs_a_url() -> None:
+    from pilotfish.lsp_server.engine.backends import load_generator
+    from pilotfish.lsp_server.errors import UserError
+    from pilotfish.lsp_server.settings import ModelSettings
+
+    with pytest.raises(UserError):
+        load_generator(ModelSettings(backend="openai"))
