@@ -8,6 +8,7 @@ within what the measured speed allows, saying so before it starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -285,10 +286,15 @@ def train(
     selection_file = run_dir / "selection.json"
     budget = config.budget_seconds
     if resuming and selection_file.is_file():
-        chosen = json.loads(selection_file.read_text())
+        saved = json.loads(selection_file.read_text())
+        chosen = saved["chosen"]
+        config = dataclasses.replace(
+            config, batch_size=saved["batch_size"], grad_accum=saved["grad_accum"]
+        )
     elif budget > 0:
         rate = _measure_speed(model, train_items, config, pad_id, device)
         elapsed = time.monotonic() - started
+        config = fit_step_to_budget(config, rate, train_items, budget, report)
         # Leave a tenth for validation passes and saving.
         token_budget = int(rate * max(0.0, budget - elapsed) * 0.9)
         expected = select_for_budget(train_items, token_budget)
@@ -308,7 +314,11 @@ def train(
         chosen = sorted(range(len(train_items)), key=lambda i: (-train_items[i].weight, i))
     else:
         chosen = list(range(len(train_items)))
-    selection_file.write_text(json.dumps(chosen))
+    selection_file.write_text(
+        json.dumps(
+            {"chosen": chosen, "batch_size": config.batch_size, "grad_accum": config.grad_accum}
+        )
+    )
     items = [train_items[i] for i in chosen]
     result.examples_used = len(items)
     tokens_per_epoch = sum(len(t.ids) for t in items)
@@ -445,6 +455,37 @@ def train(
         result.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
     (run_dir / "train.json").write_text(json.dumps(result.to_json(), indent=2))
     return result
+
+
+def fit_step_to_budget(
+    config: TrainConfig,
+    rate: float,
+    items: Sequence[Tokenised],
+    budget: float,
+    report: Report,
+) -> TrainConfig:
+    """Smaller optimizer steps when one would take more than a tenth of the time budget.
+
+    A 4x4 step of 2k-token prompts is minutes on a GPU but most of an hour on a laptop CPU: the
+    budget could run out before the first step ends.
+    """
+    mean_len = sum(len(t.ids) for t in items) / max(1, len(items))
+    per_sequence = mean_len / max(rate, 1e-9)
+    sequences = max(1, int(budget / 10 / per_sequence))
+    if config.batch_size * config.grad_accum <= sequences:
+        return config
+    batch = min(config.batch_size, sequences)
+    accum = max(1, sequences // batch)
+    report(
+        Event(
+            stage="train",
+            message=(
+                f"steps of {batch}x{accum} sequences instead of "
+                f"{config.batch_size}x{config.grad_accum}, so that one fits a tenth of the budget"
+            ),
+        )
+    )
+    return dataclasses.replace(config, batch_size=batch, grad_accum=accum)
 
 
 def priority_batches(items: Sequence[Tokenised], batch_size: int) -> Iterator[list[int]]:

@@ -217,3 +217,21 @@ def test_a_few_lora_steps_of_the_real_model_on_cpu(real_model: str, tmp_path: Pa
     assert result.best_dir is not None
     weights = load_file(str(result.best_dir / "adapter_model.safetensors"))
     assert {int(k.split(".layers.")[1].split(".")[0]) for k in weights} == {22, 23}
+
+
+@pytest.mark.parametrize(
+    ("rate", "budget", "expected"),
+    [(10.0, 1800.0, (1, 1)), (10.0, 10000.0, (2, 5)), (1e6, 1800.0, (2, 8)), (1.0, 60.0, (1, 1))],
+)
+def test_steps_shrink_to_fit_a_tenth_of_the_budget(
+    rate: float, budget: float, expected: tuple[int, int]
+) -> None:
+    from pilotfish.training.train import fit_step_to_budget
+
+    items = [Tokenised(ids=(1,) * 1000, prompt_len=900, weight=1.0)] * 4
+    events: list[Event] = []
+    config = fit_step_to_budget(
+        _config(batch_size=2, grad_accum=8), rate, items, budget, events.append
+    )
+    assert (config.batch_size, config.grad_accum) == expected
+    assert bool(events) == (expected != (2, 8))
