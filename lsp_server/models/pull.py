@@ -170,7 +170,8 @@ def _convert(gguf: Path, folder: Path) -> None:
     )
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+        # A saved quantization_config would make every later load dequantize again.
+        delattr(model.config, "quantization_config")
     model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
 
