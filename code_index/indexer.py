@@ -267,6 +267,9 @@ class Index:
             for n, file in enumerate(selection.files, start=1):
                 if cancel is not None and cancel.is_set():
                     break
+                if n % 50 == 0 or n == total:
+                    progress(Progress(phase="parse", done=n, total=total,
+                                      message=f"indexing {n}/{total} files"))
                 try:
                     st = file.path.stat()
                 except OSError:
@@ -289,9 +292,6 @@ class Index:
                     pending.append((file, text, None, st.st_size, st.st_mtime_ns))
                 if len(pending) >= self.config.commit_every_files:
                     flush()
-                if n % 50 == 0 or n == total:
-                    progress(Progress(phase="parse", done=n, total=total,
-                                      message=f"indexing {n}/{total} files"))
             flush()
             cancelled = bool(cancel is not None and cancel.is_set())
             with self.store.transaction() as db:
