@@ -356,6 +356,8 @@ def train(
     }
     if resuming:
         state.update(load_checkpoint(run_dir, model, optimizer, scheduler))
+        # A time budget covers the whole run, interrupted or not.
+        started -= float(state["seconds"])
         report(Event(stage="train", message=f"resumed at step {state['step']}"))
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
