@@ -9,7 +9,7 @@ from ..server import PilotfishServer
 
 
 def register(server: PilotfishServer) -> None:
-    """Register didOpen/didChange/didSave/didChangeWatchedFiles."""
+    """Register didOpen/didChange/didSave/didClose/didChangeWatchedFiles."""
 
     def update(ls: PilotfishServer, uri: str) -> None:
         index = ls.runtime.index if ls.runtime else None
@@ -31,6 +31,15 @@ def register(server: PilotfishServer) -> None:
     def did_save(ls: PilotfishServer, params: types.DidSaveTextDocumentParams) -> None:
         update(ls, params.text_document.uri)
 
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: PilotfishServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.scheduler.forget(uri)
+        index = ls.runtime.index if ls.runtime else None
+        path = uri_to_path(uri)
+        if index is not None and path is not None:
+            index.did_close(path)  # the disk is the truth again
+
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched(ls: PilotfishServer, params: types.DidChangeWatchedFilesParams) -> None:
         index = ls.runtime.index if ls.runtime else None
@@ -42,9 +51,7 @@ def register(server: PilotfishServer) -> None:
                 continue
             if change.type == types.FileChangeType.Deleted:
                 index.did_delete(path)
-            elif ls.workspace.text_documents.get(change.uri) is None:
-                # Open buffers win over the disk; closed files are re-read.
-                try:
-                    index.did_change(path, path.read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError):
-                    index.did_delete(path)
+            else:
+                # The index reads the file itself, with its binary/UTF-8/secret checks; open
+                # buffers keep winning over the disk.
+                index.did_change_on_disk(path)
