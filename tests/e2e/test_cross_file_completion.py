@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from pilotfish.lsp_server.engine.context import CompletionRequest
 from pilotfish.lsp_server.engine.engine import Completion
 from pilotfish.lsp_server.runtime import Runtime
@@ -96,9 +95,9 @@ def test_cross_file_completion_uses_the_other_file(real_model: str, workspace: P
         runtime.index.close()
 
     spans = [(Path(s.path).name, s.start_line, s.end_line) for s in completion.snippets]
-    assert any(
-        name == "geometry.py" and start <= DEF_LINE <= end for name, start, end in spans
-    ), f"geometry.py's definition not among the snippets: {spans}"
+    assert any(name == "geometry.py" and start <= DEF_LINE <= end for name, start, end in spans), (
+        f"geometry.py's definition not among the snippets: {spans}"
+    )
     assert completion.source == "model", completion
     assert completion.text.startswith("area_from_vertices"), (
         f"completion {completion.text!r} does not finish the name; prompt:\n{completion.prompt}"
