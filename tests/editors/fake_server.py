@@ -34,6 +34,15 @@ STATUS = {
 }
 
 
+CURRENT = dict(STATUS)
+
+
+def _push(status: dict[str, object]) -> None:
+    CURRENT.clear()
+    CURRENT.update(status)
+    server.protocol.notify("pilotfish/status", status)
+
+
 def _record(command: str, args: object) -> None:
     path = os.environ.get("FAKE_PILOTFISH_LOG")
     if path:
@@ -59,10 +68,10 @@ async def initialized(ls: LanguageServer, params: types.InitializedParams) -> No
             token, types.WorkDoneProgressReport(message="indexing 2/3 files", percentage=40)
         )
         indexing = {"state": "indexing", "files": 2, "percentage": 40}
-        ls.protocol.notify("pilotfish/status", {**STATUS, "index": indexing})
+        _push({**STATUS, "index": indexing})
         await asyncio.sleep(seconds)
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="index ready"))
-    ls.protocol.notify("pilotfish/status", STATUS)
+    _push(STATUS)
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -105,7 +114,7 @@ def inline_completion(
 
 def _answer(name: str) -> object:
     if name == "pilotfish.status":
-        return STATUS
+        return CURRENT
     if name == "pilotfish.explainCompletion":
         return {
             "id": "c1",

@@ -127,6 +127,15 @@ async function start(): Promise<void> {
       statusBar.failed("the server stopped");
     }
   });
+  // Registered before start: the server pushes its first status during initialization.
+  client.onNotification("pilotfish/status", (status: Status) => {
+    const wasLoaded = statusBar.last?.loaded;
+    statusBar.update(status);
+    // Requests made while the model loaded got no items: ask again once it is ready.
+    if (status.loaded && wasLoaded === false && vscode.window.activeTextEditor) {
+      void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
+    }
+  });
   statusBar.starting();
   try {
     await client.start();
@@ -138,14 +147,6 @@ async function start(): Promise<void> {
     );
     return;
   }
-  client.onNotification("pilotfish/status", (status: Status) => {
-    const wasLoaded = statusBar.last?.loaded;
-    statusBar.update(status);
-    // Requests made while the model loaded got no items: ask again once it is ready.
-    if (status.loaded && wasLoaded === false && vscode.window.activeTextEditor) {
-      void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
-    }
-  });
   const status = await execute<Status>("pilotfish.status").catch(() => undefined);
   if (status) {
     statusBar.update(status);
