@@ -60,7 +60,7 @@ def test_hash_mismatch_is_refused_and_leaves_nothing(tmp_path: Path, isolated_ho
 def test_missing_part_is_named(tmp_path: Path) -> None:
     bundle, wheels = make_bundle(tmp_path, [b"abc", b"def"])
     next(wheels.glob("fake_part2-*")).unlink()
-    with pytest.raises(UserError, match="fake-part2==1.0 is missing"):
+    with pytest.raises(UserError, match=r"fake-part2==1\.0 is missing"):
         pull_mod._pull_bundle(bundle, report=lambda _m: None, wheels_dir=wheels)
 
 
@@ -97,7 +97,7 @@ def test_successful_pull_is_idempotent(
 
 
 def test_resolving_an_unpulled_bundle_names_the_fix() -> None:
-    with pytest.raises(UserError, match="pilotfish model pull qwen2.5-coder-0.5b"):
+    with pytest.raises(UserError, match=r"pilotfish model pull qwen2\.5-coder-0\.5b"):
         resolve_model("qwen2.5-coder-0.5b")
 
 
@@ -106,7 +106,7 @@ def test_resolving_unknown_and_missing_files(tmp_path: Path) -> None:
         resolve_model("no-such-model")
     with pytest.raises(UserError, match="does not exist"):
         resolve_model(str(tmp_path / "x.gguf"))
-    with pytest.raises(UserError, match="no config.json"):
+    with pytest.raises(UserError, match=r"no config\.json"):
         resolve_model(str(tmp_path))
 
 
