@@ -1,0 +1,356 @@
+"""Line-completion quality on held-out lines of a real history: in-file vs Jaccard vs pilotfish.
+
+    python benchmarks/completion_quality.py [--repo DIR] [--commits 30] [--lines 36]
+        [--cross 20] [--seed 0] [--json OUT]
+
+Held-out lines are lines that the newest first-parent commits of ``--repo`` (default: this
+repository) added to Python files. The document is the file after the commit with the line
+blanked (cursor after its indentation, the rest of the file as suffix); the repository context
+is the tree of the commit's parent (``git archive`` into a temporary folder, indexed there), so
+nothing the commit added can leak in through retrieval. A line is *cross-file* when it uses,
+as code, a function, class, method or constant that the parent's index defines only in other
+files and that the edited file does not define (import lines excluded).
+
+Three conditions run through the same :class:`CompletionEngine`, the same loaded model and the
+same settings (greedy decoding, default prompt budgets); only the ``retrieve`` callable differs:
+
+* ``in-file``: no retrieval;
+* ``jaccard``: the Copilot / RepoCoder baseline: 20-line windows (stride 10) of every other
+  Python file of the parent tree, ranked by Jaccard similarity of their identifier sets with
+  the 20 lines before the cursor, handed over as snippets (the prompt stage keeps what fits);
+* ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings).
+
+Scored on the completion's first line against the held-out line: exact match, edit similarity
+(1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
+Prints one JSON line per case, then Markdown tables (all lines, cross-file lines, other lines).
+The sample is stratified (``--cross`` of the lines are cross-file), so "all" is not the
+history's natural mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import git
+from pilotfish.code_index.types import CursorContext, Snippet
+from pilotfish.lsp_server.engine.backends import load_generator
+from pilotfish.lsp_server.engine.context import CompletionRequest
+from pilotfish.lsp_server.engine.engine import CompletionEngine, RetrieveFn
+from pilotfish.lsp_server.engine.generate import Generator
+from pilotfish.lsp_server.indexing import IndexService
+from pilotfish.lsp_server.settings import CompletionSettings, IndexSettings, Settings
+from pilotfish.training.evaluate import score
+from pilotfish.training.history import file_changes, first_parent_commits
+
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CONDITIONS = ("in-file", "jaccard", "pilotfish")
+METRICS = ("exact_match", "edit_similarity", "identifier_f1")
+DEF_KINDS = ("function", "method", "class", "constant")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One held-out line: the commit that added it and where."""
+
+    commit: str
+    parent: str
+    path: str
+    line: int  # 0-based
+    indent: str
+    target: str
+    cross_name: str  # the other file's name it uses, or "" when not cross-file
+
+
+def candidate_lines(text: str, spans: Sequence[tuple[int, int]]) -> list[tuple[int, str, str]]:
+    """(0-based line, indentation, code) of added lines worth completing."""
+    lines = text.split("\n")
+    out = []
+    in_doc = False
+    doc_lines: set[int] = set()
+    for i, line in enumerate(lines):  # lines inside triple-quoted strings are prose
+        quotes = line.count('"""') + line.count("'''")
+        if in_doc or quotes:
+            doc_lines.add(i)
+        if quotes % 2:
+            in_doc = not in_doc
+    for start, end in spans:
+        for i in range(start, min(end, len(lines))):
+            code = lines[i].strip()
+            if len(code) < 4 or code.startswith("#") or i in doc_lines:
+                continue
+            indent = lines[i][: len(lines[i]) - len(lines[i].lstrip(" \t"))]
+            out.append((i, indent, code))
+    return out
+
+
+def definitions(service: IndexService) -> dict[str, set[str]]:
+    """Name -> repository Python files defining it (functions, methods, classes, constants)."""
+    store = service.store()
+    assert store is not None
+    defs: dict[str, set[str]] = {}
+    for name, path, kind in store.reader().execute(
+        "SELECT s.name, f.path, s.kind FROM symbols s JOIN files f ON f.id=s.file_id "
+        "WHERE f.origin='repo' AND f.language='python'"
+    ):
+        if kind in DEF_KINDS and len(name) >= 4 and not name.startswith("__"):
+            defs.setdefault(name, set()).add(path)
+    return defs
+
+
+def cross_file_name(code: str, path: str, file_text: str, defs: dict[str, set[str]]) -> str:
+    """A name the line uses as code that only other files define, or ``""``."""
+    if code.startswith(("import ", "from ", "def ", "class ", "@")):
+        return ""
+    bare = re.sub(r"#.*|'[^']*'|\"[^\"]*\"", "", code)
+    for name in dict.fromkeys(IDENT.findall(bare)):
+        places = defs.get(name)
+        if not places or path in places:
+            continue
+        # Defined, assigned or bound in this file (a local that shares the name): not cross-file.
+        if re.search(
+            rf"^\s*(def|class)\s+{name}\b|\b{name}\s*(:[^=\n]*)?=(?!=)|"
+            rf"\bfor\s+{name}\b|\bas\s+{name}\b|[(,]\s*{name}\s*[:,)=]",
+            file_text,
+            re.M,
+        ):
+            continue
+        if re.search(rf"(\.{name}\b|\b{name}\s*[(.\[)\],:]|=\s*{name}\b)", bare):
+            return name
+    return ""
+
+
+class Trees:
+    """Parent trees extracted with ``git archive`` and indexed once each."""
+
+    def __init__(self, repo_root: Path, scratch: Path) -> None:
+        self.repo_root = repo_root
+        self.scratch = scratch
+        self._open: dict[str, IndexService] = {}
+
+    def get(self, sha: str) -> IndexService:
+        if sha not in self._open:
+            root = self.scratch / sha[:12]
+            root.mkdir(parents=True)
+            archive = subprocess.run(
+                ["git", "-C", str(self.repo_root), "archive", sha],
+                check=True,
+                capture_output=True,
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+            service = IndexService(
+                root, self.scratch / f"{sha[:12]}.data", IndexSettings(embeddings=False)
+            )
+            service.start()
+            if not service.wait_ready(300):
+                raise RuntimeError(f"index of {sha[:12]} not ready")
+            self._open[sha] = service
+        return self._open[sha]
+
+    def close(self) -> None:
+        for service in self._open.values():
+            service.close()
+
+
+def collect(
+    repo_root: Path, trees: Trees, commits: int, lines: int, cross: int, seed: int
+) -> list[Case]:
+    """A stratified sample: ``cross`` cross-file lines, the rest other lines."""
+    repo = git.Repo(repo_root)
+    pool: list[Case] = []
+    history = [c for c in first_parent_commits(repo, max_commits=commits) if c.parent]
+    for commit in history:
+        assert commit.parent is not None
+        changes = [c for c in file_changes(repo, commit) if c.path.endswith(".py")]
+        if not changes:
+            continue
+        defs = definitions(trees.get(commit.parent))
+        for change in changes:
+            spans = [(s.start, s.end) for s in change.spans]
+            for i, indent, code in candidate_lines(change.text, spans):
+                name = cross_file_name(code, change.path, change.text, defs)
+                pool.append(Case(commit.sha, commit.parent, change.path, i, indent, code, name))
+    rng = random.Random(seed)
+    rng.shuffle(pool)
+    seen: set[str] = set()
+    picked_cross: list[Case] = []
+    picked_other: list[Case] = []
+    for case in pool:  # one case per distinct line text
+        if case.target in seen:
+            continue
+        seen.add(case.target)
+        if case.cross_name and len(picked_cross) < cross:
+            picked_cross.append(case)
+        elif not case.cross_name and len(picked_other) < lines - cross:
+            picked_other.append(case)
+    return picked_cross + picked_other
+
+
+class Jaccard:
+    """The baseline retriever over one tree: 20-line windows ranked by identifier Jaccard."""
+
+    def __init__(self, root: Path, size: int = 20, stride: int = 10, k: int = 8) -> None:
+        self.root = root
+        self.k = k
+        self.windows: list[tuple[str, int, int, str, frozenset[str]]] = []
+        for file in sorted(root.rglob("*.py")):
+            rel = file.relative_to(root).as_posix()
+            if rel.startswith(".") or "/." in rel:
+                continue
+            lines = file.read_text(encoding="utf-8", errors="replace").split("\n")
+            for start in range(0, max(1, len(lines) - size + stride), stride):
+                chunk = "\n".join(lines[start : start + size])
+                ids = frozenset(IDENT.findall(chunk))
+                if ids:
+                    end = start + min(size, len(lines) - start)
+                    self.windows.append((rel, start + 1, end, chunk, ids))
+
+    def __call__(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
+        query = frozenset(IDENT.findall("\n".join(ctx.prefix.split("\n")[-21:])))
+        here = Path(ctx.path).relative_to(self.root).as_posix() if ctx.path else ""
+        scored = []
+        for rel, lo, hi, text, ids in self.windows:
+            if rel == here:
+                continue
+            inter = len(query & ids)
+            if inter:
+                scored.append((inter / len(query | ids), rel, lo, hi, text))
+        scored.sort(key=lambda t: -t[0])
+        return [
+            Snippet(
+                path=rel,
+                start_line=lo,
+                end_line=hi,
+                text=text,
+                score=s,
+                source="lexical",
+                reason=f"jaccard {s:.3f}",
+            )
+            for s, rel, lo, hi, text in scored[: self.k]
+        ]
+
+
+def run(repo_root: Path, commits: int, lines: int, cross: int, seed: int) -> dict[str, object]:
+    """Collect the cases, run the three conditions, return per-case rows and the summary."""
+    scratch = Path(tempfile.mkdtemp(prefix="pf-quality-"))
+    trees = Trees(repo_root, scratch)
+    try:
+        t0 = time.perf_counter()
+        cases = collect(repo_root, trees, commits, lines, cross, seed)
+        collect_s = time.perf_counter() - t0
+        generator: Generator = load_generator(Settings().model)
+        completion = CompletionSettings()
+        jaccards: dict[str, Jaccard] = {}
+        rows: list[dict[str, object]] = []
+        for case in cases:
+            service = trees.get(case.parent)
+            root = service.repo_root
+            if case.parent not in jaccards:
+                jaccards[case.parent] = Jaccard(root)
+            post = git.Repo(repo_root).commit(case.commit).tree / case.path
+            text_lines = post.data_stream.read().decode("utf-8").split("\n")
+            doc = "\n".join([*text_lines[: case.line], case.indent, *text_lines[case.line + 1 :]])
+            retrievers: dict[str, RetrieveFn | None] = {
+                "in-file": None,
+                "jaccard": jaccards[case.parent],
+                "pilotfish": lambda ctx, budget, s=service: s.retrieve(ctx, budget_tokens=budget),
+            }
+            row: dict[str, object] = {**asdict(case)}
+            for name, retrieve in retrievers.items():
+                engine = CompletionEngine(generator, completion, retrieve)
+                started = time.perf_counter()
+                result = engine.complete(
+                    CompletionRequest(
+                        text=doc,
+                        line=case.line,
+                        column=len(case.indent),
+                        path=str(root / case.path),
+                        language_id="python",
+                        repo_root=str(root),
+                    )
+                )
+                first = result.text.split("\n", 1)[0] if result.text else ""
+                row[name] = {
+                    "prediction": first,
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "snippets": [f"{s.path}:{s.start_line}-{s.end_line}" for s in result.snippets],
+                    **{k: round(v, 4) for k, v in score(first, case.target).items()},
+                }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        return {
+            "rows": rows,
+            "collect_seconds": round(collect_s, 1),
+            "model": generator.model_id,
+            "backend": generator.backend,
+        }
+    finally:
+        trees.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def summarise(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean of each metric per condition, for all lines, cross-file lines and the others."""
+    groups = {
+        "all": list(rows),
+        "cross-file": [r for r in rows if r["cross_name"]],
+        "other": [r for r in rows if not r["cross_name"]],
+    }
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for group, members in groups.items():
+        out[group] = {}
+        for cond in CONDITIONS:
+            out[group][cond] = {
+                m: round(100 * sum(r[cond][m] for r in members) / max(1, len(members)), 1)  # type: ignore[index]
+                for m in METRICS
+            }
+            out[group][cond]["n"] = len(members)
+    return out
+
+
+def markdown(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The summary as one Markdown table."""
+    head = "| lines | n | condition | exact match | edit similarity | identifier F1 |"
+    out = [head, "|---|---:|---|---:|---:|---:|"]
+    for group, conds in summary.items():
+        for cond, m in conds.items():
+            out.append(
+                f"| {group} | {int(m['n'])} | {cond} | {m['exact_match']:.1f} | "
+                f"{m['edit_similarity']:.1f} | {m['identifier_f1']:.1f} |"
+            )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--commits", type=int, default=30, help="newest first-parent commits")
+    parser.add_argument("--lines", type=int, default=36)
+    parser.add_argument("--cross", type=int, default=20, help="how many of them cross-file")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    result = run(args.repo.resolve(), args.commits, args.lines, args.cross, args.seed)
+    rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
+    summary = summarise(rows)
+    print(markdown(summary))
+    print(
+        f"{len(rows)} lines, {time.perf_counter() - started:.0f} s, "
+        f"{result['model']} on {result['backend']}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps({**result, "summary": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
