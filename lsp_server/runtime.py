@@ -15,7 +15,6 @@ from . import paths
 from .engine.backends import load_generator
 from .engine.device import pick_device
 from .engine.engine import CompletionEngine
-from .errors import UserError
 from .hover import Explainer, HoverResult
 from .indexing import IndexService
 from .settings import Settings
@@ -48,7 +47,7 @@ class Runtime:
                 started = time.monotonic()
                 try:
                     generator = load_generator(self.settings.model)
-                except UserError as exc:
+                except Exception as exc:  # remembered for status and waiting requests
                     self._engine_error = str(exc)
                     raise
                 self._engine = CompletionEngine(
@@ -58,6 +57,11 @@ class Runtime:
                 self._engine_error = None
                 log.info("model loaded in %.1f s", self.load_seconds)
             return self._engine
+
+    @property
+    def load_error(self) -> str | None:
+        """Why the model failed to load, if it did."""
+        return self._engine_error
 
     @property
     def loaded(self) -> CompletionEngine | None:
@@ -72,6 +76,7 @@ class Runtime:
         """Model, device, data directory and what is loaded, as JSON-able data."""
         engine = self._engine
         model = self.settings.model
+        stats: dict[str, object] = engine.stats() if engine else {}
         return {
             "model": engine.generator.model_id if engine else model.name,
             "backend": engine.generator.backend if engine else model.backend,
@@ -84,7 +89,9 @@ class Runtime:
             "dataDir": str(self.data_dir) if self.data_dir else None,
             "modelsDir": str(paths.models_dir()),
             "index": self.index.status() if self.index else {"state": "disabled"},
-            "completions": engine.stats() if engine else {},
+            "completions": stats,
+            "latency": {"p50Ms": stats.get("p50Ms"), "p95Ms": stats.get("p95Ms")},
+            "cacheHitRate": stats.get("cacheHitRate", 0.0),
             "enabled": self.settings.completion.enable,
         }
 

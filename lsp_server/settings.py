@@ -105,12 +105,14 @@ def _camel(name: str) -> str:
 
 
 def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=True)
+    # Unknown keys are reported by ``unknown_keys`` and otherwise ignored: a client one version
+    # ahead or behind must not lose all of its settings to one key the server does not know.
+    converter = cattrs.Converter(forbid_extra_keys=False)
     for cls in (ModelSettings, CompletionSettings, IndexSettings, HoverSettings, Settings):
         # cattrs takes per-field overrides as keyword arguments next to its own flags.
         renames: dict[str, Any] = {f.name: override(rename=_camel(f.name)) for f in fields(cls)}
         converter.register_structure_hook(
-            cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=True, **renames)
+            cls, make_dict_structure_fn(cls, converter, _cattrs_forbid_extra_keys=False, **renames)
         )
         converter.register_unstructure_hook(
             cls, make_dict_unstructure_fn(cls, converter, **renames)
@@ -120,24 +122,61 @@ def _make_converter() -> cattrs.Converter:
 
 CONVERTER = _make_converter()
 
+# The nested sections of ``Settings`` (field name -> class), for walking raw settings.
+_NESTED: dict[str, type] = {
+    "model": ModelSettings,
+    "completion": CompletionSettings,
+    "index": IndexSettings,
+    "hover": HoverSettings,
+}
+
 
 class SettingsError(ValueError):
     """Raised when settings from the client cannot be used."""
 
 
-def parse_settings(raw: object) -> Settings:
-    """Structure settings from the wire; raise :class:`SettingsError` with a readable reason.
-
-    ``None`` and missing keys mean defaults. A top-level ``pilotfish`` key is unwrapped, since
-    clients often send their whole settings section.
-    """
+def _unwrap(raw: object) -> Mapping[str, Any] | None:
     if raw is None:
-        return Settings()
+        return None
     if not isinstance(raw, Mapping):
         raise SettingsError(f"settings must be an object, got {type(raw).__name__}")
     data: Mapping[str, Any] = raw  # pyright: ignore[reportUnknownVariableType]
     if "pilotfish" in data and isinstance(data["pilotfish"], Mapping):
         data = data["pilotfish"]
+    return data
+
+
+def unknown_keys(raw: object) -> list[str]:
+    """Dotted camelCase keys in ``raw`` that no setting has (they are ignored)."""
+    try:
+        data = _unwrap(raw)
+    except SettingsError:
+        return []
+    out: list[str] = []
+
+    def walk(obj: Mapping[str, Any], cls: type, prefix: str) -> None:
+        known = {_camel(f.name): f for f in fields(cls)}
+        for key, value in obj.items():
+            f = known.get(key)
+            if f is None:
+                out.append(prefix + key)
+            elif isinstance(value, Mapping) and cls is Settings and f.name in _NESTED:
+                walk(value, _NESTED[f.name], f"{prefix}{key}.")
+
+    if data is not None:
+        walk(data, Settings, "")
+    return out
+
+
+def parse_settings(raw: object) -> Settings:
+    """Structure settings from the wire; raise :class:`SettingsError` with a readable reason.
+
+    ``None`` and missing keys mean defaults; unknown keys are ignored (see ``unknown_keys``). A
+    top-level ``pilotfish`` key is unwrapped, since clients often send their whole section.
+    """
+    data = _unwrap(raw)
+    if data is None:
+        return Settings()
     try:
         return CONVERTER.structure(dict(data), Settings)
     except Exception as exc:  # cattrs raises ExceptionGroups with nested detail
@@ -145,12 +184,21 @@ def parse_settings(raw: object) -> Settings:
 
 
 def parse_settings_or_default(raw: object) -> tuple[Settings, str | None]:
-    """Like :func:`parse_settings`, but fall back to defaults and return the error message."""
+    """Like :func:`parse_settings`, but fall back to defaults; return a message for the user.
+
+    The message names invalid values (all settings fall back to defaults) or unknown keys
+    (ignored, the rest applies).
+    """
     try:
-        return parse_settings(raw), None
+        settings = parse_settings(raw)
     except SettingsError as exc:
         log.warning("invalid settings, using defaults: %s", exc)
-        return Settings(), str(exc)
+        return Settings(), f"invalid settings, using defaults: {exc}"
+    unknown = unknown_keys(raw)
+    if unknown:
+        log.warning("unknown settings ignored: %s", ", ".join(unknown))
+        return settings, f"unknown settings ignored: {', '.join(unknown)}"
+    return settings, None
 
 
 def settings_to_wire(settings: Settings) -> dict[str, Any]:

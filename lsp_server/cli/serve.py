@@ -12,6 +12,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser = subparsers.add_parser("serve", help="run the language server over stdio")
     parser.add_argument("--log-file", default=None, help="also log to this file")
     parser.add_argument("--log-level", default="INFO")
+    # vscode-languageclient appends --stdio with TransportKind.stdio; stdio is all we speak.
+    parser.add_argument("--stdio", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(func=run)
 
 
@@ -26,6 +28,9 @@ def run(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # pygls logs every JSON-RPC message at INFO: that floods editors' log panes.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("pygls").setLevel(logging.WARNING)
     from ..server import serve_stdio
 
     serve_stdio()

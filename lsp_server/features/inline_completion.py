@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from lsprotocol import types
 
 from ..convert import to_engine_position, uri_to_path
 from ..engine.context import CompletionRequest, PositionError
+from ..engine.engine import CompletionEngine
+from ..runtime import Runtime
 from ..server import PilotfishServer
 
 log = logging.getLogger(__name__)
 
 ACCEPTED_COMMAND = "pilotfish.completionAccepted"
+
+
+MODEL_WAIT_S = 120.0
+
+
+async def _loaded_engine(runtime: Runtime) -> CompletionEngine | None:
+    """The engine, waiting (cancellably) while the model loads in the background.
+
+    Clients such as Neovim 0.12's native inline completion do not ask again on their own, so
+    the first request after start-up is held rather than answered empty; a newer keystroke
+    cancels it with ``$/cancelRequest`` as usual.
+    """
+    deadline = asyncio.get_running_loop().time() + MODEL_WAIT_S
+    while runtime.loaded is None:
+        if runtime.load_error is not None or asyncio.get_running_loop().time() > deadline:
+            return None
+        await asyncio.sleep(0.2)
+    return runtime.loaded
 
 
 def register(server: PilotfishServer) -> None:
@@ -25,9 +46,9 @@ def register(server: PilotfishServer) -> None:
         runtime = ls.runtime
         if runtime is None or not ls.settings.completion.enable:
             return None
-        engine = runtime.loaded
+        engine = await _loaded_engine(runtime)
         if engine is None:
-            return None  # still loading: answer at once rather than hold the editor
+            return None
         document = ls.workspace.get_text_document(params.text_document.uri)
         text = document.source
         line, column = to_engine_position(text, params.position)

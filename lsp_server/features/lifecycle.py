@@ -29,7 +29,7 @@ def register(server: PilotfishServer) -> None:
         error, ls.pending_warning = ls.pending_warning, None
         if error:
             ls.show_message(
-                f"pilotfish: invalid settings, using defaults: {error}", types.MessageType.Warning
+                f"pilotfish: {error}", types.MessageType.Warning
             )
         ls.start_background_work()
 
@@ -44,7 +44,7 @@ def register(server: PilotfishServer) -> None:
         error = ls.configure(params.settings, root)
         if error:
             ls.show_message(
-                f"pilotfish: invalid settings, using defaults: {error}", types.MessageType.Warning
+                f"pilotfish: {error}", types.MessageType.Warning
             )
         if ls.runtime is not previous:
             ls.start_background_work()

@@ -32,7 +32,6 @@ def test_pilotfish_section_is_unwrapped() -> None:
     ("raw", "fragment"),
     [
         ({"completion": {"maxTokens": "many"}}, "max_tokens"),
-        ({"completion": {"bogus": 1}}, "bogus"),
         ({"model": {"device": "tpu"}}, "device"),
         ([1, 2], "must be an object"),
     ],
@@ -41,6 +40,15 @@ def test_bad_values_are_reported(raw: object, fragment: str) -> None:
     with pytest.raises(SettingsError) as info:
         parse_settings(raw)
     assert fragment in str(info.value)
+
+
+def test_unknown_keys_are_ignored_and_reported() -> None:
+    settings, message = parse_settings_or_default(
+        {"completion": {"maxTokens": 9, "bogus": 1}, "newerThing": True}
+    )
+    assert settings.completion.max_tokens == 9  # the rest still applies
+    assert message is not None
+    assert "completion.bogus" in message and "newerThing" in message
 
 
 def test_bad_values_fall_back_to_defaults() -> None:
