@@ -31,17 +31,21 @@ vim.wait(240000, function()
   local s = status()
   return s.loaded and s.index and s.index.ready
 end, 500)
--- K: the hover request on `slugify` in `return slugify(self.title)` (line 16).
-vim.api.nvim_win_set_cursor(0, { 16, 16 })
-local params = vim.lsp.util.make_position_params(0, "utf-16")
-local hover = vim.lsp.buf_request_sync(0, "textDocument/hover", params, 30000)
-for _, r in pairs(hover or {}) do
-  if r.result then result.hover = r.result.contents.value end
+-- K: the hover request, with the cursor on each symbol in turn.
+result.hovers = {}
+for i, pos in ipairs(_G.PF_HOVERS) do
+  vim.api.nvim_win_set_cursor(0, { pos[1] + 1, pos[2] })
+  local params = vim.lsp.util.make_position_params(0, "utf-16")
+  local hover = vim.lsp.buf_request_sync(0, "textDocument/hover", params, 30000)
+  result.hovers[i] = ""
+  for _, r in pairs(hover or {}) do
+    if r.result then result.hovers[i] = r.result.contents.value end
+  end
 end
 -- Inline completion at the end of `    return ` in add().
 -- (set by hand: normal mode cannot put the cursor after the line's last character)
 local ip = { textDocument = { uri = vim.uri_from_bufnr(0) },
-             position = { line = 4, character = 11 }, context = { triggerKind = 1 } }
+             position = { line = 7, character = 11 }, context = { triggerKind = 1 } }
 local inline = vim.lsp.buf_request_sync(0, "textDocument/inlineCompletion", ip, 120000)
 for _, r in pairs(inline or {}) do
   if r.result and r.result.items and r.result.items[1] then
@@ -52,7 +56,10 @@ local f = io.open(out, "w"); f:write(vim.json.encode(result)); f:close()
 vim.cmd("qa!")
 """
 
-APP = '''from util import slugify
+APP = '''import json
+
+from fancylib import shout
+from util import slugify
 
 
 def add(a, b):
@@ -69,9 +76,17 @@ class Page:
         # They join words with a dash.
         return slugify(self.title)
 
+    def dump(self):
+        return json.dumps({"title": shout(self.title), "slug": self.slug()})
+
 
 def main():
     print(Page("Hello World").slug())
+'''
+
+FANCY = '''def shout(text: str) -> str:
+    """Return ``text`` in upper case with an exclamation mark."""
+    return text.upper() + "!"
 '''
 
 UTIL = '''def slugify(title: str, sep: str = "-") -> str:
@@ -88,12 +103,24 @@ def test_hover_and_inline_completion_in_neovim(tmp_path: Path) -> None:
     root.mkdir()
     (root / "app.py").write_text(app)
     (root / "util.py").write_text(UTIL)
+    site = root / ".venv" / "lib" / "python3.11" / "site-packages"
+    (site / "fancylib").mkdir(parents=True)
+    (site / "fancylib" / "__init__.py").write_text(FANCY)
+    (root / ".gitignore").write_text(".venv/\n")
+    lines = app.split("\n")
+
+    def at(needle: str) -> list[int]:
+        row = next(i for i, text in enumerate(lines) if needle in text and "import" not in text)
+        return [row, lines[row].index(needle) + 1]
+
+    hovers = [at("slugify("), at("slug()"), at("dumps("), at("shout(")]
     out = tmp_path / "result.json"
     script = tmp_path / "test.lua"
     cmd = [sys.executable, "-m", "pilotfish.lsp_server", "serve"]
     script.write_text(
         f"_G.PF_ROOT = {json.dumps(str(root))}\n_G.PF_OUT = {json.dumps(str(out))}\n"
-        f"_G.PF_CMD = {{{', '.join(json.dumps(c) for c in cmd)}}}\n" + SCRIPT
+        f"_G.PF_CMD = {{{', '.join(json.dumps(c) for c in cmd)}}}\n"
+        f"_G.PF_HOVERS = {json.dumps(hovers).replace('[', '{').replace(']', '}')}\n" + SCRIPT
     )
     proc = subprocess.run(
         [nvim, "--headless", "--clean", "-u", "NONE", "-c", f"luafile {script}"],
@@ -101,6 +128,11 @@ def test_hover_and_inline_completion_in_neovim(tmp_path: Path) -> None:
     )
     assert out.exists(), proc.stderr[-2000:]
     result = json.loads(out.read_text())
-    assert "def slugify(title: str" in result.get("hover", ""), result
-    assert f"{(root / 'util.py').as_uri()}#L1" in result["hover"]
+    function, method, stdlib, third_party = result["hovers"]
+    assert "def slugify(title: str" in function, result
+    assert f"{(root / 'util.py').as_uri()}#L1" in function
+    assert "def slug(self)" in method and "Page.slug" in method
+    assert "def dumps(obj" in stdlib and "/json/__init__.py#L" in stdlib
+    assert "def shout(text: str) -> str:" in third_party
+    assert "site-packages/fancylib/__init__.py#L1" in third_party
     assert "a + b" in result.get("inline", ""), result
