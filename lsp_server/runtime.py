@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..code_index.types import CursorContext, Snippet
-from . import paths
+from . import adapters, paths
 from .engine.backends import load_generator
 from .engine.device import pick_device
 from .engine.engine import CompletionEngine
@@ -50,6 +50,15 @@ class Runtime:
                 except Exception as exc:  # remembered for status and waiting requests
                     self._engine_error = str(exc)
                     raise
+                if self.data_dir is not None:
+                    # The repository's current adapter (model.adapter = "auto") from the start,
+                    # not only after a train/use command; a mismatched base model is refused.
+                    try:
+                        outcome = adapters.apply(generator, self.data_dir,
+                                                 self.settings.model.adapter)
+                        log.info("adapter: %s", outcome)
+                    except Exception:  # a broken adapter must not cost the user completions
+                        log.exception("could not apply the adapter; serving the base model")
                 self._engine = CompletionEngine(
                     generator, self.settings.completion, self._retrieve if self.index else None
                 )
