@@ -10,7 +10,7 @@ from pathlib import Path
 
 import git
 
-from ..lsp_server.engine.context import LANGUAGE_BY_SUFFIX
+from ..code_index.languages import LANGUAGE_BY_SUFFIX
 
 log = logging.getLogger(__name__)
 

@@ -6,37 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from ...code_index.languages import LANGUAGE_BY_SUFFIX, PLAIN_TEXT_SUFFIXES
 from ...code_index.types import CursorContext
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-LANGUAGE_BY_SUFFIX = {
-    ".py": "python",
-    ".pyi": "python",
-    ".js": "javascript",
-    ".mjs": "javascript",
-    ".cjs": "javascript",
-    ".jsx": "javascript",
-    ".ts": "typescript",
-    ".tsx": "tsx",
-    ".go": "go",
-    ".rs": "rust",
-    ".java": "java",
-    ".c": "c",
-    ".h": "c",
-    ".cc": "cpp",
-    ".cpp": "cpp",
-    ".cxx": "cpp",
-    ".hpp": "cpp",
-    ".hh": "cpp",
-    ".rb": "ruby",
-    ".lua": "lua",
-    ".sh": "shellscript",
-    ".kt": "kotlin",
-    ".swift": "swift",
-    ".cs": "csharp",
-    ".php": "php",
-}
 
 
 def language_for(path: str | None, language_id: str = "") -> str:
@@ -44,7 +17,8 @@ def language_for(path: str | None, language_id: str = "") -> str:
     if language_id:
         return language_id
     if path:
-        return LANGUAGE_BY_SUFFIX.get(PurePath(path).suffix.lower(), "plaintext")
+        suffix = PurePath(path).suffix.lower()
+        return LANGUAGE_BY_SUFFIX.get(suffix) or PLAIN_TEXT_SUFFIXES.get(suffix, "plaintext")
     return "plaintext"
 
 
