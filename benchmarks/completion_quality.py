@@ -20,6 +20,11 @@ same settings (greedy decoding, default prompt budgets); only the ``retrieve`` c
   the 20 lines before the cursor, handed over as snippets (the prompt stage keeps what fits);
 * ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings).
 
+More conditions for presentation experiments (``--conditions``, comma-separated):
+``pilotfish-comments`` (the same snippets as comment lines at the top of the file instead of
+the repository-level format), ``pilotfish-defs`` (only definitions: symbol and doc snippets, at
+most two), ``pilotfish-defs-comments`` (both).
+
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
 Prints one JSON line per case, then Markdown tables (all lines, cross-file lines, other lines).
@@ -38,7 +43,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import git
@@ -54,6 +59,7 @@ from pilotfish.training.history import file_changes, first_parent_commits
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONS = ("in-file", "jaccard", "pilotfish")
+EXTRA_CONDITIONS = ("pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments")
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
 
@@ -239,8 +245,44 @@ class Jaccard:
         ]
 
 
-def run(repo_root: Path, commits: int, lines: int, cross: int, seed: int) -> dict[str, object]:
-    """Collect the cases, run the three conditions, return per-case rows and the summary."""
+def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
+    """Only the retriever's definitions (symbol and doc snippets), at most ``keep``."""
+
+    def wrapped(ctx: CursorContext, budget: int) -> list[Snippet]:
+        return [s for s in retrieve(ctx, budget) if s.source in ("symbol", "doc")][:keep]
+
+    return wrapped
+
+
+def conditions_for(
+    names: Sequence[str], service: IndexService, jaccard: Jaccard, base: CompletionSettings
+) -> dict[str, tuple[RetrieveFn | None, CompletionSettings]]:
+    """Each named condition's retriever and completion settings."""
+
+    def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
+        return service.retrieve(ctx, budget_tokens=budget)
+
+    comments = replace(base, context_style="comments")
+    table: dict[str, tuple[RetrieveFn | None, CompletionSettings]] = {
+        "in-file": (None, base),
+        "jaccard": (jaccard, base),
+        "pilotfish": (pilotfish, base),
+        "pilotfish-comments": (pilotfish, comments),
+        "pilotfish-defs": (definitions_only(pilotfish), base),
+        "pilotfish-defs-comments": (definitions_only(pilotfish), comments),
+    }
+    return {name: table[name] for name in names}
+
+
+def run(
+    repo_root: Path,
+    commits: int,
+    lines: int,
+    cross: int,
+    seed: int,
+    conditions: Sequence[str] = CONDITIONS,
+) -> dict[str, object]:
+    """Collect the cases, run the conditions, return per-case rows and the summary."""
     scratch = Path(tempfile.mkdtemp(prefix="pf-quality-"))
     trees = Trees(repo_root, scratch)
     try:
@@ -259,14 +301,10 @@ def run(repo_root: Path, commits: int, lines: int, cross: int, seed: int) -> dic
             post = git.Repo(repo_root).commit(case.commit).tree / case.path
             text_lines = post.data_stream.read().decode("utf-8").split("\n")
             doc = "\n".join([*text_lines[: case.line], case.indent, *text_lines[case.line + 1 :]])
-            retrievers: dict[str, RetrieveFn | None] = {
-                "in-file": None,
-                "jaccard": jaccards[case.parent],
-                "pilotfish": lambda ctx, budget, s=service: s.retrieve(ctx, budget_tokens=budget),
-            }
             row: dict[str, object] = {**asdict(case)}
-            for name, retrieve in retrievers.items():
-                engine = CompletionEngine(generator, completion, retrieve)
+            chosen = conditions_for(conditions, service, jaccards[case.parent], completion)
+            for name, (retrieve, settings) in chosen.items():
+                engine = CompletionEngine(generator, settings, retrieve)
                 started = time.perf_counter()
                 result = engine.complete(
                     CompletionRequest(
@@ -298,7 +336,9 @@ def run(repo_root: Path, commits: int, lines: int, cross: int, seed: int) -> dic
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def summarise(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, dict[str, float]]]:
+def summarise(
+    rows: Sequence[dict[str, object]], conditions: Sequence[str] = CONDITIONS
+) -> dict[str, dict[str, dict[str, float]]]:
     """Mean of each metric per condition, for all lines, cross-file lines and the others."""
     groups = {
         "all": list(rows),
@@ -308,7 +348,7 @@ def summarise(rows: Sequence[dict[str, object]]) -> dict[str, dict[str, dict[str
     out: dict[str, dict[str, dict[str, float]]] = {}
     for group, members in groups.items():
         out[group] = {}
-        for cond in CONDITIONS:
+        for cond in conditions:
             out[group][cond] = {
                 m: round(100 * sum(r[cond][m] for r in members) / max(1, len(members)), 1)  # type: ignore[index]
                 for m in METRICS
@@ -338,11 +378,20 @@ def main() -> None:
     parser.add_argument("--cross", type=int, default=20, help="how many of them cross-file")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--conditions",
+        default=",".join(CONDITIONS),
+        help=f"comma-separated, from {', '.join(CONDITIONS + EXTRA_CONDITIONS)}",
+    )
     args = parser.parse_args()
+    conditions = [c for c in args.conditions.split(",") if c]
+    unknown = set(conditions) - set(CONDITIONS + EXTRA_CONDITIONS)
+    if unknown:
+        parser.error(f"unknown conditions: {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    result = run(args.repo.resolve(), args.commits, args.lines, args.cross, args.seed)
+    result = run(args.repo.resolve(), args.commits, args.lines, args.cross, args.seed, conditions)
     rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
-    summary = summarise(rows)
+    summary = summarise(rows, conditions)
     print(markdown(summary))
     print(
         f"{len(rows)} lines, {time.perf_counter() - started:.0f} s, "

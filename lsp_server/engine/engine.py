@@ -198,7 +198,8 @@ class CompletionEngine:
             retrieval_tokens=self.settings.retrieval_tokens,
         )
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
-        prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets)
+        prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets,
+                              style=self.settings.context_style)
         t = lap("prompt", t)
 
         multiline = wants_multiline(ctx)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...code_index.types import CursorContext, Snippet
-from .templates import FimTemplate, RepoFile
+from .templates import ContextStyle, FimTemplate, RepoFile
 
 CountTokens = Callable[[str], int]
 
@@ -49,8 +49,14 @@ def build_prompt(
     count_tokens: CountTokens,
     budget: PromptBudget,
     snippets: Sequence[Snippet] = (),
+    *,
+    style: ContextStyle = "repo",
 ) -> Prompt:
-    """Render the prompt for ``ctx``: truncated prefix/suffix, then snippets that fit."""
+    """Render the prompt for ``ctx``: truncated prefix/suffix, then snippets that fit.
+
+    ``style`` says how the snippets are shown (see :data:`ContextStyle`); it is part of the
+    template version an adapter records, since an adapter learns one presentation.
+    """
     suffix_budget = int(budget.infile_tokens * budget.suffix_share)
     suffix = keep_head(ctx.suffix, suffix_budget, count_tokens)
     prefix_budget = budget.infile_tokens - count_tokens(suffix)
@@ -73,6 +79,8 @@ def build_prompt(
         repo_files=repo_files,
         repo=Path(ctx.repo_root).name if ctx.repo_root else "",
         path=_display_path(ctx.path, ctx.repo_root) if ctx.path else "",
+        style=style,
+        language=ctx.language,
     )
     return Prompt(
         text=text,
@@ -80,7 +88,7 @@ def build_prompt(
         suffix=suffix,
         snippets=tuple(used),
         template=template.name,
-        template_version=template.version,
+        template_version=template.version if style == "repo" else f"{template.version}-{style}",
         trimmed=trimmed,
     )
 

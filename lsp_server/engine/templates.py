@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
+
+ContextStyle = Literal["repo", "comments"]
+"""How other files' snippets are shown: the model's repository-level format (``repo``: one
+``<|file_sep|>`` file each before the current file), or comment lines at the top of the current
+file's prefix (``comments``: what several peers send to models without file tokens)."""
+
+# Line-comment leaders by language id; anything else gets "#" (Python, shell, Ruby, TOML...).
+_LINE_COMMENT = {
+    "javascript": "//", "typescript": "//", "tsx": "//", "go": "//", "rust": "//", "java": "//",
+    "c": "//", "cpp": "//", "csharp": "//", "kotlin": "//", "swift": "//", "scala": "//",
+    "php": "//", "lua": "--", "sql": "--",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,14 +50,20 @@ class FimTemplate:
         repo_files: Sequence[RepoFile] = (),
         repo: str = "",
         path: str = "",
+        style: ContextStyle = "repo",
+        language: str = "",
     ) -> str:
-        """Render a prompt; with ``repo_files`` it uses the repository-level format."""
+        """Render a prompt; ``repo_files`` go in the repository-level format or as comments."""
         fim = f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
         if not repo_files:
             return fim
-        if self.file_sep is None:
-            # Families without file tokens see other files as a comment block before the prefix.
-            context = "".join(f"# {f.path}\n{_comment(f.text)}\n" for f in repo_files)
+        if self.file_sep is None or style == "comments":
+            # Other files as a comment block at the top of the prefix (families without file
+            # tokens have no other way; for the rest it is a measured alternative).
+            leader = _LINE_COMMENT.get(language, "#")
+            context = "".join(
+                f"{leader} {f.path}\n{_comment(f.text, leader)}\n" for f in repo_files
+            )
             return f"{self.prefix}{context}{prefix}{self.suffix}{suffix}{self.middle}"
         head = f"{self.repo_name}{repo}\n" if self.repo_name else ""
         files = "".join(f"{self.file_sep}{f.path}\n{f.text.rstrip()}\n" for f in repo_files)
@@ -55,8 +74,8 @@ class FimTemplate:
         return (self.prefix, self.suffix, self.middle)
 
 
-def _comment(text: str) -> str:
-    return "\n".join(f"# {line}" if line else "#" for line in text.rstrip().splitlines())
+def _comment(text: str, leader: str = "#") -> str:
+    return "\n".join(f"{leader} {line}" if line else leader for line in text.rstrip().splitlines())
 
 
 TEMPLATES: dict[str, FimTemplate] = {
