@@ -18,7 +18,7 @@ from . import __version__
 from .convert import uri_to_path
 from .errors import UserError
 from .indexing import IndexProgress
-from .protocol import PilotfishProtocol
+from .protocol import FramedInput, PilotfishProtocol
 from .runtime import Runtime
 from .scheduler import Scheduler
 from .settings import Settings, parse_settings_or_default, settings_to_wire
@@ -204,4 +204,5 @@ def serve_stdio() -> None:
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
-    create_server().start_io(stdin=sys.stdin.buffer, stdout=protocol_out)
+    stdin = FramedInput(sys.stdin.buffer)
+    create_server().start_io(stdin=stdin, stdout=protocol_out)  # type: ignore[arg-type]  # pygls calls only readline/read

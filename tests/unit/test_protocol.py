@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 from typing import Any
 
 import pytest
+from pilotfish.lsp_server.protocol import FramedInput
 
 
 class RawClient:
@@ -79,3 +81,65 @@ def test_requests_after_shutdown_get_invalid_request(raw: RawClient) -> None:
     assert raw.response()["error"]["code"] == -32600
     raw.send({"jsonrpc": "2.0", "method": "exit"})
     assert raw.proc.wait(timeout=20) == 0
+
+
+# -- framing: what reaches pygls is canonical, whatever the client wrote --------------------
+
+
+def _drain(framed: FramedInput) -> list[bytes]:
+    """The messages pygls would read: headers canonical, bodies exactly the announced bytes."""
+    bodies = []
+    while (line := framed.readline()) != b"":
+        length = int(line.split(b":")[1])
+        assert framed.readline() == b"\r\n"
+        bodies.append(framed.read(length))
+    return bodies
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        b"Content-Length: 2\r\n\r\n{}",
+        b"content-length: 2\r\n\r\n{}",  # any case
+        b"Content-Length: 2\n\n{}",  # LF-only line ends
+        b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nCONTENT-LENGTH:2\r\n\r\n{}",
+        b"\r\nContent-Length: 2\r\n\r\n{}",  # a stray blank line first
+    ],
+)
+def test_framing_accepts_header_variants(stream: bytes) -> None:
+    assert _drain(FramedInput(io.BytesIO(stream))) == [b"{}"]
+
+
+def test_framing_skips_oversized_and_unframed_messages() -> None:
+    big = b"x" * 100
+    stream = (
+        b"Content-Length: 100\r\n\r\n" + big  # over the limit: read and dropped
+        + b"Content-Length: 2\r\n\r\n[]"
+        + b"Content-Length: -5\r\n\r\n"  # no usable length: the block is dropped
+        + b"X-Other: 1\r\n\r\n"  # no length at all
+        + b"Content-Length: 2\r\n\r\n{}"
+    )
+    assert _drain(FramedInput(io.BytesIO(stream), max_bytes=50)) == [b"[]", b"{}"]
+
+
+def test_server_survives_huge_length_and_lowercase_headers() -> None:
+    client = RawClient()
+    assert client.proc.stdin is not None
+    # A claimed 2**62-byte message: pygls alone dies of MemoryError/OverflowError here.
+    client.proc.stdin.write(b"Content-Length: 4611686018427387904\r\n\r\n")
+    client.proc.stdin.flush()
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):  # still running: it skips, waiting
+            client.proc.wait(timeout=3)
+    finally:
+        client.proc.kill()
+    client = RawClient()
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "capabilities": {}, "initializationOptions": {"index": {"enable": False}}}}).encode()
+    assert client.proc.stdin is not None
+    client.proc.stdin.write(b"content-length: %d\n\n" % len(body) + body)
+    client.proc.stdin.flush()
+    try:
+        assert client.response()["result"]["capabilities"]
+    finally:
+        client.proc.kill()
