@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from pilotfish.lsp_server.models.pull import model_dir, read_manifest
 from pilotfish.lsp_server.models.registry import DEFAULT_MODEL
+
+# Shared helpers (tiny_model.py) import by name; --import-mode=importlib leaves sys.path alone.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,17 +9,6 @@ from pathlib import Path
 
 import pytest
 
-SPECIALS = [
-    "<|endoftext|>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|file_sep|>",
-    "<|repo_name|>",
-    "<|im_end|>",
-]
-
 CORPUS = '''
 def add(a, b):
     """Return the sum."""
@@ -129,38 +118,14 @@ def run_git() -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Qwen2 causal LM with a byte-level BPE tokenizer that has the FIM tokens."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    """A tiny random Qwen2 causal LM (4 layers, untied) whose tokenizer has the FIM tokens."""
+    from tiny_model import build_tiny_model
 
-    out = tmp_path_factory.mktemp("tiny-model")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator([CORPUS] * 4, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>"
-    )
-    fast.save_pretrained(out)
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(fast),
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny-model"),
+        corpus=CORPUS * 4,
         hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
+        layers=4,
+        initializer_range=0.5,
         tie_word_embeddings=False,
-        initializer_range=0.5,  # strong enough logits for a LoRA to move in a few steps
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
     )
-    Qwen2ForCausalLM(config).save_pretrained(out, safe_serialization=True)
-    return out
