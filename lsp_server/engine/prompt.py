@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...code_index.relevance import is_test_path, usable_language
 from ...code_index.types import CursorContext, Snippet
 from .templates import ContextStyle, FimTemplate, RepoFile
 
@@ -25,6 +26,8 @@ class PromptBudget:
 
     infile_tokens: int = 1536
     retrieval_tokens: int = 384
+    max_snippets: int = 8
+    """Most snippets shown, however many fit the token budget."""
     suffix_share: float = 0.25
     """Share of the in-file budget the text after the cursor may take."""
 
@@ -65,7 +68,9 @@ def build_prompt(
 
     used: list[Snippet] = []
     spent = 0
-    for snippet in snippets:
+    for snippet in usable_snippets(ctx, snippets):
+        if len(used) >= budget.max_snippets:
+            break
         cost = count_tokens(snippet.text) + 8  # path line and separators
         if spent + cost > budget.retrieval_tokens:
             continue
@@ -91,6 +96,19 @@ def build_prompt(
         template_version=template.version if style == "repo" else f"{template.version}-{style}",
         trimmed=trimmed,
     )
+
+
+def usable_snippets(ctx: CursorContext, snippets: Sequence[Snippet]) -> list[Snippet]:
+    """The snippets code at the cursor can use, best first; test code last outside tests.
+
+    A small model does worse with context it cannot use than with none (BENCHMARKS.md,
+    "Completion quality"): code of another language never enters the prompt, and library
+    code goes before test code unless the cursor is in a test.
+    """
+    kept = [s for s in snippets if usable_language(s.path, ctx.language)]
+    if ctx.path and is_test_path(_display_path(ctx.path, ctx.repo_root)):
+        return kept
+    return sorted(kept, key=lambda s: is_test_path(s.path))  # stable: ranks kept otherwise
 
 
 def split_trailing_space(prefix: str) -> tuple[str, str]:

@@ -274,3 +274,25 @@ def test_stop_scanner(
 )
 def test_common_prefix_length(a: list[int], b: list[int], n: int) -> None:
     assert common_prefix_length(a, b) == n
+
+
+def test_build_prompt_keeps_usable_snippets_library_code_first() -> None:
+    from pilotfish.code_index.types import Snippet
+
+    def snip(path: str, text: str) -> Snippet:
+        return Snippet(path=f"/r/{path}", start_line=1, end_line=1, text=text, score=1.0,
+                       source="symbol", reason="t")
+
+    snippets = [snip("tests/helpers.py", "def fake(): pass"), snip("drive.js", "function a() {}"),
+                snip("pkg/core.py", "def real(): pass"), snip("docs/api.md", "# API")]
+    ctx = ctx_at("x = |")
+    ctx = type(ctx)(prefix=ctx.prefix, suffix="", language="python", path="/r/pkg/m.py",
+                    repo_root="/r")
+    prompt = build_prompt(ctx, QWEN, words, PromptBudget(), snippets)
+    assert [s.path for s in prompt.snippets] == ["/r/pkg/core.py", "/r/docs/api.md",
+                                                 "/r/tests/helpers.py"]
+    # In a test file, test helpers keep their rank; the budget's snippet count is a cap.
+    in_test = type(ctx)(prefix=ctx.prefix, suffix="", language="python",
+                        path="/r/tests/test_m.py", repo_root="/r")
+    prompt = build_prompt(in_test, QWEN, words, PromptBudget(max_snippets=1), snippets)
+    assert [s.path for s in prompt.snippets] == ["/r/tests/helpers.py"]
