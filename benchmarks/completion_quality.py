@@ -43,7 +43,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import git
@@ -52,6 +52,7 @@ from pilotfish.lsp_server.engine.backends import load_generator
 from pilotfish.lsp_server.engine.context import CompletionRequest
 from pilotfish.lsp_server.engine.engine import CompletionEngine, RetrieveFn
 from pilotfish.lsp_server.engine.generate import Generator
+from pilotfish.lsp_server.engine.templates import ContextStyle
 from pilotfish.lsp_server.indexing import IndexService
 from pilotfish.lsp_server.settings import CompletionSettings, IndexSettings, Settings
 from pilotfish.training.evaluate import score
@@ -255,21 +256,20 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 
 def conditions_for(
-    names: Sequence[str], service: IndexService, jaccard: Jaccard, base: CompletionSettings
-) -> dict[str, tuple[RetrieveFn | None, CompletionSettings]]:
-    """Each named condition's retriever and completion settings."""
+    names: Sequence[str], service: IndexService, jaccard: Jaccard
+) -> dict[str, tuple[RetrieveFn | None, ContextStyle]]:
+    """Each named condition's retriever and how its snippets are shown."""
 
     def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget)
 
-    comments = replace(base, context_style="comments")
-    table: dict[str, tuple[RetrieveFn | None, CompletionSettings]] = {
-        "in-file": (None, base),
-        "jaccard": (jaccard, base),
-        "pilotfish": (pilotfish, base),
-        "pilotfish-comments": (pilotfish, comments),
-        "pilotfish-defs": (definitions_only(pilotfish), base),
-        "pilotfish-defs-comments": (definitions_only(pilotfish), comments),
+    table: dict[str, tuple[RetrieveFn | None, ContextStyle]] = {
+        "in-file": (None, "repo"),
+        "jaccard": (jaccard, "repo"),
+        "pilotfish": (pilotfish, "repo"),
+        "pilotfish-comments": (pilotfish, "comments"),
+        "pilotfish-defs": (definitions_only(pilotfish), "repo"),
+        "pilotfish-defs-comments": (definitions_only(pilotfish), "comments"),
     }
     return {name: table[name] for name in names}
 
@@ -302,9 +302,9 @@ def run(
             text_lines = post.data_stream.read().decode("utf-8").split("\n")
             doc = "\n".join([*text_lines[: case.line], case.indent, *text_lines[case.line + 1 :]])
             row: dict[str, object] = {**asdict(case)}
-            chosen = conditions_for(conditions, service, jaccards[case.parent], completion)
-            for name, (retrieve, settings) in chosen.items():
-                engine = CompletionEngine(generator, settings, retrieve)
+            chosen = conditions_for(conditions, service, jaccards[case.parent])
+            for name, (retrieve, style) in chosen.items():
+                engine = CompletionEngine(generator, completion, retrieve, context_style=style)
                 started = time.perf_counter()
                 result = engine.complete(
                     CompletionRequest(

@@ -50,9 +50,6 @@ class CompletionSettings:
     """Token budget of the whole prompt (in-file text plus retrieved context)."""
     retrieval_tokens: int = 384
     """Part of the budget retrieved repository context may take."""
-    context_style: Literal["repo", "comments"] = "repo"
-    """How retrieved snippets appear in the prompt: the model's repository-level file format,
-    or comment lines at the top of the current file."""
     debounce_ms: int = 60
     """Shortest wait after a keystroke before the model starts (cache hits never wait)."""
     debounce_max_ms: int = 200
