@@ -223,14 +223,22 @@ function M.visible(bufnr)
   return state ~= nil and state.shown ~= nil
 end
 
---- The displayed text and the item's id, for tests and statuslines.
-function M.current(bufnr)
-  bufnr = bufnr or api.nvim_get_current_buf()
+--- The buffer's state and its displayed item, or nil when no suggestion is shown.
+local function shown_item(bufnr)
   local state = states[bufnr]
   if not (state and state.shown) then
     return nil
   end
-  return { text = state.shown.text, id = item_id(state.items[state.index]) }
+  return state, state.items[state.index]
+end
+
+--- The displayed text and the item's id, for tests and statuslines.
+function M.current(bufnr)
+  local state, item = shown_item(bufnr or api.nvim_get_current_buf())
+  if not state then
+    return nil
+  end
+  return { text = state.shown.text, id = item_id(item) }
 end
 
 local function finish(bufnr, state, item)
@@ -242,25 +250,31 @@ local function finish(bufnr, state, item)
   end
 end
 
+--- Puts `text` over the range from (row, col) to `stop` and the cursor after it; returns
+--- the 0-based end position.
+local function put_text(bufnr, row, col, stop, text)
+  local lines = vim.split(text, "\n", { plain = true })
+  api.nvim_buf_set_text(bufnr, row, col, stop[1], stop[2], lines)
+  local end_row = row + #lines - 1
+  local end_col = (#lines == 1 and col or 0) + #lines[#lines]
+  api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+  return end_row, end_col
+end
+
 --- Accepts the whole suggestion; returns false when none is shown.
 function M.accept(bufnr)
   bufnr = bufnr or api.nvim_get_current_buf()
-  local state = states[bufnr]
-  if not (state and state.shown) then
+  local state, item = shown_item(bufnr)
+  if not state then
     return false
   end
-  local item = state.items[state.index]
   local row, col = cursor()
   -- Replace from the cursor to the item's end (the server may replace text after the cursor).
   local stop = item.stop
   if stop[1] < row or (stop[1] == row and stop[2] < col) then
     stop = { row, col }
   end
-  local lines = vim.split(state.shown.text, "\n", { plain = true })
-  api.nvim_buf_set_text(bufnr, row, col, stop[1], stop[2], lines)
-  local end_row = row + #lines - 1
-  local end_col = (#lines == 1 and col or 0) + #lines[#lines]
-  api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+  put_text(bufnr, row, col, stop, state.shown.text)
   finish(bufnr, state, item)
   return true
 end
@@ -269,22 +283,17 @@ end
 --- with a line break); the rest stays displayed. Returns false when none is shown.
 function M.accept_line(bufnr)
   bufnr = bufnr or api.nvim_get_current_buf()
-  local state = states[bufnr]
-  if not (state and state.shown) then
+  local state, item = shown_item(bufnr)
+  if not state then
     return false
   end
-  local item = state.items[state.index]
   local text = state.shown.text
   local take = text:match("^\n?[^\n]*")
   if take == text then
     return M.accept(bufnr)
   end
   local row, col = cursor()
-  local lines = vim.split(take, "\n", { plain = true })
-  api.nvim_buf_set_text(bufnr, row, col, row, col, lines)
-  local end_row = row + #lines - 1
-  local end_col = (#lines == 1 and col or 0) + #lines[#lines]
-  api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+  local end_row, end_col = put_text(bufnr, row, col, { row, col }, take)
   -- The rest of the suggestion now starts at the cursor.
   state.items = { { text = text:sub(#take + 1), start = { end_row, end_col }, stop = { end_row, end_col }, command = item.command } }
   state.index = 1
@@ -295,11 +304,10 @@ end
 --- Hides the suggestion and tells the server it was dismissed. Returns false when none is shown.
 function M.dismiss(bufnr)
   bufnr = bufnr or api.nvim_get_current_buf()
-  local state = states[bufnr]
-  if not (state and state.shown) then
+  local state, item = shown_item(bufnr)
+  if not state then
     return false
   end
-  local item = state.items[state.index]
   state.items = nil
   hide(bufnr)
   local client = vim.lsp.get_client_by_id(state.client_id)
