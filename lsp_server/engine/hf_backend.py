@@ -1,4 +1,10 @@
-"""Transformers backend: greedy decoding with a reused KV cache and mid-decode cancellation."""
+"""Transformers backend: greedy decoding with a reused KV cache and mid-decode cancellation.
+
+On CUDA the KV cache is a preallocated ``StaticCache`` and the one-token decode step is compiled
+with CUDA graphs (``torch.compile(mode="reduce-overhead")``): at batch 1 a small model's decode
+is bound by kernel launches, which a captured graph replays at once. Prefill stays eager (its
+chunks vary in length, and each new shape would recompile).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, StaticCache
 
 from .device import pick_device
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
@@ -36,13 +42,14 @@ def quantize_for_cpu(model: torch.nn.Module) -> torch.nn.Module:
     return quantize_dynamic(model, names, dtype=torch.qint8)
 
 
-def crop_to(cache: DynamicCache, length: int) -> None:
-    """Keep the first ``length`` positions of a KV cache.
+def crop_to(cache: DynamicCache | StaticCache, length: int) -> None:
+    """Keep the first ``length`` positions of a KV cache (dynamic or static).
 
     A negative argument to ``crop`` means "remove that many" in every transformers 5 release;
-    a positive one meant "keep that many" before 5.2x and is refused since.
+    a positive one meant "keep that many" before 5.2x and is refused since (static caches
+    refuse it too).
     """
-    extra = cache.get_seq_length() - length
+    extra = int(cache.get_seq_length()) - length
     if extra > 0:
         cache.crop(-extra)
 
@@ -60,8 +67,16 @@ class TransformersGenerator:
         device: str = "auto",
         threads: int = 0,
         int8: bool = True,
+        n_ctx: int = 4096,
+        static_cache: bool | None = None,
+        compile_decode: bool | None = None,
     ) -> None:
         self.device = pick_device(device)
+        on_gpu = self.device == "cuda"
+        self._n_ctx = n_ctx
+        self._static = on_gpu if static_cache is None else static_cache
+        # CUDA graphs need fixed addresses: only with the preallocated static cache.
+        self._compile = self._static and (on_gpu if compile_decode is None else compile_decode)
         self.model_id = model_id
         if threads > 0:
             torch.set_num_threads(threads)
@@ -69,9 +84,10 @@ class TransformersGenerator:
         self._int8 = self.device == "cpu" and int8
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
         self.model: Any = self._load(None)
+        self._step: Any = self._decode_step(self.model)
         self._adapter: str | None = None
         self._cached_ids: list[int] = []
-        self._cache: DynamicCache | None = None
+        self._cache: DynamicCache | StaticCache | None = None
         self._lock = threading.Lock()
 
     @property
@@ -103,6 +119,17 @@ class TransformersGenerator:
         model = model.to(self.device).eval()
         return quantize_for_cpu(model) if self._int8 else model
 
+    def _decode_step(self, model: Any) -> Any:
+        """The function that feeds one token: compiled with CUDA graphs, or the model itself."""
+        if not self._compile:
+            return model
+        return torch.compile(model.forward, mode="reduce-overhead", fullgraph=False)
+
+    def _new_cache(self) -> DynamicCache | StaticCache:
+        if self._static:
+            return StaticCache(config=self.model.config, max_cache_len=self._n_ctx)
+        return DynamicCache()
+
     def reset(self) -> None:
         """Forget the KV cache: the next request pays its whole prompt (a cold start)."""
         with self._lock:
@@ -116,6 +143,7 @@ class TransformersGenerator:
         model = self._load(adapter)
         with self._lock:
             self.model = model
+            self._step = self._decode_step(model)
             self._cached_ids, self._cache = [], None
             self._adapter = adapter.name if adapter else None
 
@@ -127,14 +155,22 @@ class TransformersGenerator:
 
     def _generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
         ids: list[int] = self.tokenizer.encode(request.prompt, add_special_tokens=False)
+        # The context holds the prompt and what is generated; at most half of it is kept for
+        # new tokens, and a longer prompt keeps its end (the cursor's side).
+        room = self._n_ctx - min(request.max_tokens, self._n_ctx // 2) - 1
+        if len(ids) > room:
+            ids = ids[-room:]
         start = time.perf_counter()
         reused = common_prefix_length(self._cached_ids, ids)
         reused = min(reused, len(ids) - 1)  # at least one token must be fed to get logits
         if self._cache is not None and reused > 0:
             cache = self._cache
             crop_to(cache, reused)
+        elif self._cache is not None and self._static:
+            cache, reused = self._cache, 0  # preallocated: emptied, not reallocated
+            crop_to(cache, 0)
         else:
-            cache, reused = DynamicCache(), 0
+            cache, reused = self._new_cache(), 0
         self._cache, self._cached_ids = None, []  # invalid until this request completes
 
         # Prefill in chunks so that a cancel takes effect within one chunk; what was evaluated
@@ -143,7 +179,7 @@ class TransformersGenerator:
         out: Any = None
         for at in range(0, len(todo), PREFILL_CHUNK):
             if cancel.is_set():
-                self._cache, self._cached_ids = cache, ids[: cache.get_seq_length()]
+                self._cache, self._cached_ids = cache, ids[: int(cache.get_seq_length())]
                 return Generation(
                     text="",
                     prompt_tokens=len(ids),
@@ -161,7 +197,7 @@ class TransformersGenerator:
         reason = "length"
         decode_start = time.perf_counter()
         pending: list[int] = []
-        for _ in range(request.max_tokens):
+        for _ in range(min(request.max_tokens, self._n_ctx - len(ids) - 1)):
             if cancel.is_set():
                 reason = "cancelled"
                 break
@@ -177,7 +213,9 @@ class TransformersGenerator:
                 if stop:
                     reason = stop
                     break
-            out = self.model(
+            if self._compile:
+                torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are read
+            out = self._step(
                 input_ids=torch.tensor([[token]], device=self.device),
                 past_key_values=cache,
                 use_cache=True,
@@ -186,7 +224,7 @@ class TransformersGenerator:
         # The cache holds the prompt and every generated token fed back (not the last one),
         # cancelled or not.
         self._cache = cache
-        self._cached_ids = all_ids[: cache.get_seq_length()]
+        self._cached_ids = all_ids[: int(cache.get_seq_length())]
         return Generation(
             text=scanner.text,
             prompt_tokens=len(ids),

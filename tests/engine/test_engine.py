@@ -102,6 +102,40 @@ def test_cancel_during_prefill_keeps_the_evaluated_prefix(tiny_model_dir: Path) 
     assert resumed.text == fresh.generate(request, threading.Event()).text
 
 
+def test_static_cache_matches_the_dynamic_one(tiny_model_dir: Path) -> None:
+    """The CUDA path's preallocated cache, exercised on the CPU: same text, same reuse."""
+    static = TransformersGenerator(tiny_model_dir, model_id="t", device="cpu", int8=False,
+                                   static_cache=True, n_ctx=512)
+    dynamic = TransformersGenerator(tiny_model_dir, model_id="t", device="cpu", int8=False)
+    prompts = [FIM.format(p) for p in (
+        "import json\n\ndef load(path):\n    with open(path) as f:\n        return",
+        "import json\n\ndef load(path):\n    with open(path) as f:\n        data =",
+        "class Stack:\n    def push(self, item):\n        self.",  # nothing shared: a cold start
+        "class Stack:\n    def push(self, item):\n        self.items",
+    )]
+    for prompt in prompts:
+        request = GenerationRequest(prompt=prompt, max_tokens=16, stop=(), max_lines=0)
+        got, want = static.generate(request, threading.Event()), dynamic.generate(
+            request, threading.Event())
+        assert (got.text, got.reused_tokens) == (want.text, want.reused_tokens)
+    # A cancel mid-decode leaves the static cache usable for the next request.
+    request = GenerationRequest(prompt=prompts[0], max_tokens=200, stop=(), max_lines=0)
+    assert static.generate(request, CancelAfter(4)).stop_reason == "cancelled"
+    request = GenerationRequest(prompt=prompts[1], max_tokens=16, stop=(), max_lines=0)
+    assert static.generate(request, threading.Event()).text == dynamic.generate(
+        request, threading.Event()).text
+
+
+def test_prompts_longer_than_the_context_keep_their_end(tiny_model_dir: Path) -> None:
+    generator = TransformersGenerator(tiny_model_dir, model_id="t", device="cpu", int8=False,
+                                      static_cache=True, n_ctx=128)
+    body = "".join(f"value_{i} = compute({i})\n" for i in range(80))
+    request = GenerationRequest(prompt=FIM.format(body + "total ="), max_tokens=8, stop=(),
+                                max_lines=0)
+    result = generator.generate(request, threading.Event())
+    assert result.prompt_tokens == 128 - 8 - 1 and result.new_tokens == 8
+
+
 # -- engine: cache, typing-through, anchors ---------------------------------------------------
 
 
@@ -265,3 +299,16 @@ def test_cuda_generation_reuses_the_cache_and_cancels(tiny_model_dir: Path) -> N
         GenerationRequest(prompt=first, max_tokens=500, stop=(), max_lines=0), CancelAfter(4)
     )
     assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 2
+
+
+@pytest.mark.gpu
+def test_cuda_graph_decode_matches_eager(tiny_model_dir: Path) -> None:
+    graphs = TransformersGenerator(tiny_model_dir, model_id="t", device="cuda")
+    eager = TransformersGenerator(tiny_model_dir, model_id="t", device="cuda",
+                                  compile_decode=False)
+    assert graphs._compile and graphs._static and not eager._compile
+    for body in ("import json\n\ndef load(path):\n    return",
+                 "import json\n\ndef load(path):\n    data ="):
+        request = GenerationRequest(prompt=FIM.format(body), max_tokens=24, stop=(), max_lines=0)
+        assert graphs.generate(request, threading.Event()).text == eager.generate(
+            request, threading.Event()).text
