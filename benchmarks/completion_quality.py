@@ -23,7 +23,8 @@ same settings (greedy decoding, default prompt budgets); only the ``retrieve`` c
 More conditions for presentation experiments (``--conditions``, comma-separated):
 ``pilotfish-comments`` (the same snippets as comment lines at the top of the file instead of
 the repository-level format), ``pilotfish-defs`` (only definitions: symbol and doc snippets, at
-most two), ``pilotfish-defs-comments`` (both).
+most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best snippets,
+whatever their source).
 
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
@@ -60,7 +61,9 @@ from pilotfish.training.history import file_changes, first_parent_commits
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONS = ("in-file", "jaccard", "pilotfish")
-EXTRA_CONDITIONS = ("pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments")
+EXTRA_CONDITIONS = (
+    "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments", "pilotfish-top2"
+)
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
 
@@ -270,6 +273,7 @@ def conditions_for(
         "pilotfish-comments": (pilotfish, "comments"),
         "pilotfish-defs": (definitions_only(pilotfish), "repo"),
         "pilotfish-defs-comments": (definitions_only(pilotfish), "comments"),
+        "pilotfish-top2": (lambda ctx, budget: list(pilotfish(ctx, budget))[:2], "repo"),
     }
     return {name: table[name] for name in names}
 
