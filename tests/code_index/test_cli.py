@@ -46,3 +46,23 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
                  str(tmp_path / "empty")]) == 2
     err = capsys.readouterr().err
     assert "has no index yet" in err and "Traceback" not in err
+
+
+def test_status_says_what_the_saved_index_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, data = _repo(tmp_path / "repo"), tmp_path / "data"
+    assert main(["status", "--repo", str(repo), "--data-dir", str(data)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "index       not built yet: run `pilotfish index`" in lines
+    assert not (data / "index.db").exists()  # asking created nothing
+
+    assert main(["index", str(repo), "--data-dir", str(data), "--no-embeddings"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--repo", str(repo), "--data-dir", str(data)]) == 0
+    index_line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("index"))
+    assert "ready: 2 files, 1 symbols" in index_line
+    assert main(["status", "--repo", str(repo), "--data-dir", str(data), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["index"]["built"] and status["index"]["files"] == 2
+    assert status["currentAdapter"] is None
