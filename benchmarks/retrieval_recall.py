@@ -15,6 +15,7 @@ Jaccard similarity of their identifier sets with the last 20 lines before the cu
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import random
 import re
@@ -51,7 +52,44 @@ def default_repos() -> list[Path]:
     return [Path(git.__file__).parent, stdlib / "asyncio", stdlib / "email"]
 
 
-def collect_cases(index: Index, root: Path, n: int, seed: int) -> list[Case]:
+_BUILTIN_ATTRS = frozenset(
+    a for t in (str, bytes, list, dict, set, tuple, int, float, object, BaseException)
+    for a in dir(t)
+)
+
+
+def code_uses(source: str) -> dict[int, set[str]] | None:
+    """Per 1-based line, the names the line uses as code referring to something global.
+
+    Parsed with ``ast``, independently of the retriever: a bare name counts only if the file
+    does not bind it itself (assignment, parameter, loop/with/except target; imports are
+    fine), an attribute counts unless builtin types have one of that name (``" ".join``).
+    Names in comments and docstrings do not count.
+    """
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    bound: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bound.add(node.name)
+    uses: dict[int, set[str]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            if node.id not in bound:
+                uses.setdefault(node.lineno, set()).add(node.id)
+        elif isinstance(node, ast.Attribute) and node.attr not in _BUILTIN_ATTRS:
+            uses.setdefault(node.end_lineno or node.lineno, set()).add(node.attr)
+    return uses
+
+
+def collect_cases(index: Index, root: Path, n: int, seed: int,
+                  criterion: str = "ast") -> list[Case]:
     db = index.store.reader()
     defs: dict[str, list[tuple[str, int]]] = {}
     for name, qual, path, start, kind in db.execute(
@@ -72,7 +110,11 @@ def collect_cases(index: Index, root: Path, n: int, seed: int) -> list[Case]:
         )
     ]
     for rel in files:
-        lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
+        source = (root / rel).read_text(encoding="utf-8", errors="replace")
+        lines = source.split("\n")
+        ast_uses = code_uses(source) if criterion == "ast" else None
+        if criterion == "ast" and ast_uses is None:
+            continue
         for i, line in enumerate(lines, start=1):
             stripped = line.strip()
             if not stripped or stripped.startswith(
@@ -87,6 +129,8 @@ def collect_cases(index: Index, root: Path, n: int, seed: int) -> list[Case]:
                 # Used as code (called, dotted, or a value), not a word in prose.
                 if not re.search(rf"(\.{name}\b|\b{name}\s*[(.\[)\],:]|=\s*{name}\b)", code):
                     continue
+                if ast_uses is not None and name not in ast_uses.get(i, ()):
+                    continue  # a local, a builtin type's method, or prose
                 if len(places) > 1:
                     continue  # defined more than once: the target is ambiguous
                 if places[0][0] == rel:
@@ -132,7 +176,8 @@ def hit_rank(results: list[tuple[str, int, int]], case: Case) -> int | None:
 
 
 def evaluate(
-    root: Path, n: int, dense: bool, seed: int, position: str = "line-start"
+    root: Path, n: int, dense: bool, seed: int, position: str = "line-start",
+    criterion: str = "ast", show_misses: int = 0,
 ) -> dict[str, object]:
     data = Path(tempfile.mkdtemp(prefix="pf-recall-"))
     try:
@@ -143,7 +188,7 @@ def evaluate(
         build_s = time.perf_counter() - t0
         if dense:
             index.open_vectors()
-        cases = collect_cases(index, root, n, seed)
+        cases = collect_cases(index, root, n, seed, criterion)
         files = [
             r[0]
             for r in index.store.reader().execute(
@@ -153,6 +198,7 @@ def evaluate(
         jaccard = Jaccard(root, files)
         ranks: dict[str, list[int | None]] = {"pilotfish": [], "jaccard": []}
         latencies: list[float] = []
+        shown = 0
         for case in cases:
             lines = (root / case.path).read_text(encoding="utf-8", errors="replace").split("\n")
             target = lines[case.line - 1]
@@ -175,9 +221,14 @@ def evaluate(
             t = time.perf_counter()
             snippets = index.retrieve(ctx, budget_tokens=10**6, max_snippets=max(KS))
             latencies.append((time.perf_counter() - t) * 1000)
-            ranks["pilotfish"].append(
-                hit_rank([(s.path, s.start_line, s.end_line) for s in snippets], case)
-            )
+            rank = hit_rank([(s.path, s.start_line, s.end_line) for s in snippets], case)
+            ranks["pilotfish"].append(rank)
+            if (rank is None or rank > 5) and shown < show_misses:
+                shown += 1
+                print(f"MISS {case.path}:{case.line} `{case.name}` -> {case.target_path}:"
+                      f"{case.target_line} (rank {rank}): {target.strip()[:90]}")
+                for s in snippets[:5]:
+                    print(f"    {s.path}:{s.start_line}  {s.reason[:80]}")
             query = "\n".join([*lines[max(0, case.line - 21) : case.line - 1], head])
             ranks["jaccard"].append(hit_rank(jaccard.rank(query, case.path, max(KS)), case))
         index.close()
@@ -189,6 +240,7 @@ def evaluate(
             "build_seconds": round(build_s, 1),
             "dense": dense,
             "position": position,
+            "cases_by": criterion,
         }
         for method, rs in ranks.items():
             result[method] = {
@@ -214,11 +266,22 @@ def main() -> None:
         help="cursor at the held-out line's start, or typed up to the name it uses",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--cases",
+        choices=["ast", "regex"],
+        default="ast",
+        help="ast: the name is used as code per Python's ast (not a local variable, not a "
+        "builtin type's method, not prose); regex: the first criterion (names in docstrings, "
+        "locals and str.join count)",
+    )
+    parser.add_argument("--show-misses", type=int, default=0, metavar="N",
+                        help="print N held-out lines pilotfish missed at k=5, with its top 5")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results = []
     for repo in args.repo or default_repos():
-        result = evaluate(repo.resolve(), args.lines, args.dense, args.seed, args.position)
+        result = evaluate(repo.resolve(), args.lines, args.dense, args.seed, args.position,
+                          args.cases, args.show_misses)
         print(json.dumps(result), flush=True)
         results.append(result)
     total = sum(int(r["cases"]) for r in results)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -147,6 +147,207 @@ def names_by_distance(prefix: str, suffix: str, first: list[str], *, before: int
     return sorted(distance, key=lambda n: distance[n])[:limit]
 
 
+# ---- evidence: which names the file uses, how, and how close to the cursor ---------------------
+
+USE_DECAY_LINES = 12.0  # a use this many lines away counts half as much as one at the cursor
+SCOPE_BONUS = 2.0  # uses inside the enclosing function/class say more than the rest of the file
+MAX_SCAN_BEFORE = 1000
+MAX_SCAN_AFTER = 400
+BOUND_WINDOW = 400  # lines before the cursor searched for local bindings (half as many after)
+MEMBER_WEIGHT = 0.5  # `x.name` with an unknown `x`: any same-named member may be meant
+RESOLVED_WEIGHT = 3.0  # a use that imports or a class resolve to one definition is certain
+MAX_CLASS_DEPTH = 3
+MAX_CLASS_LOOKUPS = 6  # `self.x` / `Class.x` resolutions per request (a few queries each)
+_CHAIN_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
+_SCOPE_RE = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([A-Za-z_]\w*)")
+_PY_FROM_RE = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)", re.MULTILINE
+)
+_PY_IMPORT_RE = re.compile(r"^[ \t]*import[ \t]+([^\n#]+)", re.MULTILINE)
+_SELF_NAMES = ("self", "cls")
+_HASH_COMMENTS = frozenset({"python", "ruby", "bash", "shellscript", "r", "perl"})
+_STRINGS = r"""\"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'"""
+_STRING_OR_COMMENT = {  # prose and literals are not uses of a definition
+    "#": re.compile(r'"""[\s\S]*?"""|' + r"'''[\s\S]*?'''|" + _STRINGS + r"|#[^\n]*"),
+    "//": re.compile(r"/\*[\s\S]*?\*/|" + _STRINGS + r"|//[^\n]*"),
+}
+
+
+def strip_prose(text: str, comment: str = "#") -> str:
+    """The text with comments and string literals blanked, keeping its lines."""
+    return _STRING_OR_COMMENT[comment].sub(lambda m: "\n" * m.group(0).count("\n"), text)
+
+
+@dataclass(frozen=True)
+class PyImport:
+    """What an alias in the file stands for: a module, or a name from a module."""
+
+    level: int  # leading dots of a relative import
+    module: str  # dotted module, "" for `from . import x`
+    attr: str | None = None  # the imported name; None for `import module [as alias]`
+
+
+@dataclass
+class NameUses:
+    """How one identifier is used around the cursor, weighted by proximity."""
+
+    bare: float = 0.0
+    qualified: dict[str, float] = field(default_factory=dict)  # qualifier chain -> weight
+
+    @property
+    def total(self) -> float:
+        """All the evidence for the name, however it was qualified."""
+        return self.bare + sum(self.qualified.values())
+
+
+def python_imports(text: str) -> dict[str, PyImport]:
+    """Aliases bound by the file's Python imports (``from .x import a as b``, ``import a.b``)."""
+    out: dict[str, PyImport] = {}
+    for m in _PY_FROM_RE.finditer(text):
+        level, module = len(m.group(1)), m.group(2)
+        for part in m.group(3).strip("() \t").split(","):
+            bits = part.split()
+            if not bits or not _IDENT_RE.fullmatch(bits[0]):
+                continue
+            alias = bits[2] if len(bits) == 3 and bits[1] == "as" else bits[0]
+            out[alias] = PyImport(level, module, bits[0])
+    for m in _PY_IMPORT_RE.finditer(text):
+        for part in m.group(1).split(","):
+            bits = part.split()
+            if not bits or not re.fullmatch(r"[\w.]+", bits[0]):
+                continue
+            alias = bits[2] if len(bits) == 3 and bits[1] == "as" else bits[0]
+            out[alias] = PyImport(0, bits[0])
+    return out
+
+
+# `x = ...`, `x: T = ...`, `x += ...`; a space before `=` tells it from a keyword argument
+# on its own line (`    name=name,`), which PEP 8 writes without one.
+_ASSIGN_RE = re.compile(
+    r"^[ \t]*([A-Za-z_][\w \t,*()\[\].]*?)(?:[ \t]*:[^=\n]+|[ \t]+)"
+    r"(?:[-+*/%&|^@]|//|\*\*|>>|<<)?=(?!=)", re.MULTILINE,
+)
+_BINDER_RE = re.compile(
+    r"\bfor[ \t]+([\w \t,()]+?)[ \t]+in\b|\bas[ \t]+([A-Za-z_]\w*)|([A-Za-z_]\w*)[ \t]*:="
+    r"|\bdef[ \t]+\w+[ \t]*\(([^)]*)\)|\blambda\b([^:]*):"
+)
+
+
+def bound_names(code: str) -> tuple[set[str], set[str]]:
+    """Names the (comment- and string-free) Python code binds, and ``self`` attributes it sets.
+
+    Bindings are variables, parameters, loop and ``as`` targets. A bare use of such a name is
+    a local, not another file's definition.
+    """
+    names: set[str] = set()
+    attrs: set[str] = set()
+    for m in _ASSIGN_RE.finditer(code):
+        targets = re.sub(r"\[[^\]]*\]", "[]", m.group(1))
+        if targets.split(None, 1)[0] in KEYWORDS or re.search(r"\w[ \t]*\(", targets):
+            continue  # `def f(a = 1)`, `if x == y`, `f(a = 1)`: not an assignment
+        for token in re.split(r"[\s,()*]+", targets):
+            if _IDENT_RE.fullmatch(token):
+                names.add(token)
+            elif token.startswith(("self.", "cls.")):
+                attr = token.split(".", 1)[1]
+                if _IDENT_RE.fullmatch(attr):
+                    attrs.add(attr)
+    for m in _BINDER_RE.finditer(code):
+        if m.group(1) or m.group(2) or m.group(3):
+            names.update(_IDENT_RE.findall(m.group(1) or m.group(2) or m.group(3)))
+        params = m.group(4) if m.group(4) is not None else m.group(5)
+        if params:
+            while "[" in params:  # annotations (`Dict[str, Repo]`) hold commas, not names
+                stripped = re.sub(r"\[[^\[\]]*\]", "", params)
+                if stripped == params:
+                    break
+                params = stripped
+            names.update(re.findall(r"(?:^|,)[ \t\n]*\**([A-Za-z_]\w*)", params))
+    names.discard("self")
+    return names - {"cls"}, attrs
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def enclosing_scopes(before: list[str]) -> list[tuple[int, str, str]]:
+    """The defs and classes around the cursor, innermost first.
+
+    Each is (line index in ``before``, kind, name); ``before`` ends with the cursor's line.
+    """
+    if not before:
+        return []
+    last = before[-1]
+    level = _indent(last) if last.strip() else len(last)
+    scopes: list[tuple[int, str, str]] = []
+    for i in range(len(before) - 2, -1, -1):
+        line = before[i]
+        if not line.strip():
+            continue
+        indent = _indent(line)
+        if indent >= level:
+            continue
+        m = _SCOPE_RE.match(line)
+        if m:
+            scopes.append((i, m.group(2), m.group(3)))
+        level = indent
+        if level == 0:
+            break
+    return scopes
+
+
+def name_uses(prefix: str, suffix: str, *, comment: str | None = "#",
+              before: int = MAX_SCAN_BEFORE, after: int = MAX_SCAN_AFTER) -> dict[str, NameUses]:
+    """Every identifier of the text around the cursor with its proximity-weighted uses.
+
+    A use ``d`` lines from the cursor weighs ``1 / (1 + d / USE_DECAY_LINES)``, doubled inside
+    the enclosing function or class, so a name used often, nearby or in the same function
+    ranks high. In ``a.b.c`` the name ``c`` is used with the qualifier ``a.b``.
+    """
+    before_lines = prefix.split("\n")[-before:]
+    after_lines = suffix.split("\n", after)[:after]
+    if comment:
+        before_lines = strip_prose("\n".join(before_lines), comment).split("\n")
+        after_lines = strip_prose("\n".join(after_lines), comment).split("\n")
+    scopes = enclosing_scopes(before_lines)
+    scope_start = scopes[0][0] if scopes else len(before_lines)
+    scope_indent = _indent(before_lines[scope_start]) if scopes else -1
+    scope_end = len(after_lines)
+    if scopes:
+        for j, line in enumerate(after_lines[1:], start=1):
+            if line.strip() and _indent(line) <= scope_indent:
+                scope_end = j
+                break
+    uses: dict[str, NameUses] = {}
+
+    def add(line: str, weight: float) -> None:
+        for m in _CHAIN_RE.finditer(line):
+            parts = [p.strip() for p in m.group(0).split(".")]
+            for k, name in enumerate(parts):
+                if len(name) < 2 or name in KEYWORDS:
+                    continue
+                use = uses.get(name)
+                if use is None:
+                    use = uses[name] = NameUses()
+                if k == 0:
+                    use.bare += weight
+                else:
+                    qual = ".".join(parts[:k])
+                    use.qualified[qual] = use.qualified.get(qual, 0.0) + weight
+
+    last = len(before_lines) - 1
+    for i, line in enumerate(before_lines):
+        if line.strip():
+            weight = 1.0 / (1.0 + (last - i) / USE_DECAY_LINES)
+            add(line, weight * (SCOPE_BONUS if i > scope_start else 1.0))
+    for j, line in enumerate(after_lines):
+        if line.strip():
+            weight = 1.0 / (1.0 + j / USE_DECAY_LINES)
+            add(line, weight * (SCOPE_BONUS if scopes and j < scope_end else 1.0))
+    return uses
+
+
 class Retriever:
     """Fuses symbol, lexical and dense candidates for a cursor (the engine's one seam)."""
 
@@ -162,6 +363,9 @@ class Retriever:
         self._dense_ms = 0.0  # moving average of one query embedding
         self._dense_skipped = 0
         self._n_chunks = 0
+        self._modules: dict[str, list[tuple[int, str]]] | None = None
+        self._modules_stamp: tuple[int, int] | None = None
+        self._module_files: dict[int, str] = {}
         self.last_timings = Timings()
 
     @property
@@ -251,17 +455,42 @@ class Retriever:
                 near.append(name)
         near = [n for n in near if len(n) > 1][:24]
         names = names_by_distance(ctx.prefix, ctx.suffix, near)
-        imported, modules = _module_paths(ctx.prefix[:20000])
         cursor_line = ctx.line + 1
         try:
             t0 = time.perf_counter()
             local = self._local_names(db, cur_rel)
             typed = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line)
-            symbols = self._symbol_candidates(db, names, imported, modules, cur_rel, cursor_line,
-                                              local)
+            language = normalize_language(ctx.language)
+            comment = "#" if language in _HASH_COMMENTS else "//"
+            if language == "python":
+                imports = python_imports(ctx.prefix[:50000] + "\n" + ctx.suffix[-20000:])
+            else:
+                imports = {}
+            code_before = strip_prose(
+                "\n".join(ctx.prefix.split("\n")[-MAX_SCAN_BEFORE:]), comment)
+            code_after = strip_prose(
+                "\n".join(ctx.suffix.split("\n", MAX_SCAN_AFTER)[:MAX_SCAN_AFTER]), comment)
+            # Locals that matter are the enclosing function's: a window keeps this cheap.
+            window = code_before.split("\n")[-BOUND_WINDOW:] + code_after.split(
+                "\n", BOUND_WINDOW // 2)[: BOUND_WINDOW // 2]
+            bound = bound_names("\n".join(window)) if language == "python" else (set(), set())
+            uses = name_uses(code_before, code_after, comment=None)
+            symbols = self._use_candidates(
+                db, uses, imports,
+                enclosing_scopes(code_before.split("\n")), cur_rel, cursor_line, local, bound,
+            )
+            imported, modules = _module_paths(ctx.prefix[:20000])
+            # The first ranking (nearest name first) fused with the use-based one: each finds
+            # definitions the other ranks low (and dependencies' APIs, which the use-based one
+            # leaves out). Local variables are not definitions there either.
+            unbound = [n for n in names if n not in bound[0] or n in imports
+                       or (n in uses and uses[n].qualified)]
+            nearest = self._symbol_candidates(db, unbound, imported, modules, cur_rel,
+                                              cursor_line, local)
             if typed:  # what is being typed leads; the rest keeps its order after it
                 keys = {(c.path, c.start_line) for c in typed}
                 symbols = typed + [c for c in symbols if (c.path, c.start_line) not in keys]
+                nearest = typed + [c for c in nearest if (c.path, c.start_line) not in keys]
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             t2 = time.perf_counter()
@@ -280,7 +509,7 @@ class Retriever:
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
             return []
-        fused = fuse([symbols, lexical, dense])
+        fused = fuse([symbols, nearest, lexical, dense])
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
         self.last_timings = Timings(
@@ -417,6 +646,236 @@ class Retriever:
         return self._build_candidates(
             db, [(row, imp) for _, row, imp in scored[:MAX_SYMBOL_CANDIDATES]], cur_rel, why
         )
+
+    # ---- use-based symbol candidates ------------------------------------------------------------
+
+    def _module_map(self, db: sqlite3.Connection) -> dict[str, list[tuple[int, str]]]:
+        """Repository Python modules by every trailing part of their dotted path."""
+        stamp = db.execute("SELECT count(*), max(id) FROM files").fetchone()
+        with self._lock:
+            if self._modules is not None and self._modules_stamp == stamp:
+                return self._modules
+        modules: dict[str, list[tuple[int, str]]] = {}
+        for fid, path in db.execute(
+            "SELECT id, path FROM files WHERE origin='repo' AND (path GLOB '*.py' "
+            "OR path GLOB '*.pyi')"
+        ):
+            parts = path.rsplit(".", 1)[0].split("/")
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            for i in range(len(parts) + 1):
+                modules.setdefault("/".join(parts[i:]), []).append((fid, path))
+        files = {fid: path for hits in modules.values() for fid, path in hits}
+        with self._lock:
+            self._modules, self._modules_stamp, self._module_files = modules, stamp, files
+        return modules
+
+    def _find_module(self, modules: dict[str, list[tuple[int, str]]], level: int, dotted: str,
+                     cur_rel: str | None) -> tuple[int, str] | None:
+        """The repository file of a module, or None (not in the repository, or ambiguous)."""
+        parts = [p for p in dotted.split(".") if p]
+        if not level and parts and parts[0] == self.root.name:
+            # The repository root is the package itself (`import git` inside `git/`).
+            hits = modules.get("/".join(parts[1:]), [])
+            return hits[0] if len(hits) == 1 else None
+        if level:
+            if cur_rel is None:
+                return None
+            base = PurePosixPath(cur_rel).parent
+            for _ in range(level - 1):
+                base = base.parent
+            key = "/".join([*([] if str(base) == "." else [base.as_posix()]), *parts])
+            hits = modules.get(key, [])
+            # `key` is the full path here: only an exact match (not a trailing part) counts.
+            exact = [h for h in hits if h[1].rsplit(".", 1)[0] in (key, f"{key}/__init__")]
+            return exact[0] if exact else None
+        # Absolute: the repository root may sit inside the package (`git/` holds `git.exc`),
+        # so the longest trailing part of the dotted path that names one file wins.
+        for i in range(len(parts)):
+            hits = modules.get("/".join(parts[i:]), [])
+            if len(hits) == 1:
+                return hits[0]
+            if hits:
+                return None
+        return None
+
+    def _resolve_alias(self, modules: dict[str, list[tuple[int, str]]], imp: PyImport,
+                       cur_rel: str | None) -> tuple[str, int | None, str | None]:
+        """What an import alias stands for: a repository module, a name in one, or neither.
+
+        That is ("module", file, None), ("name", file, attr) or ("external", None, None).
+        """
+        if imp.attr is None:
+            found = self._find_module(modules, imp.level, imp.module, cur_rel)
+            return ("module", found[0], None) if found else ("external", None, None)
+        sub = self._find_module(modules, imp.level, f"{imp.module}.{imp.attr}", cur_rel)
+        if sub is not None and (imp.level or imp.module):
+            return "module", sub[0], None
+        found = self._find_module(modules, imp.level, imp.module, cur_rel)
+        if found is None:
+            return "external", None, None
+        return "name", found[0], imp.attr
+
+    def _use_candidates(
+        self, db: sqlite3.Connection, uses: dict[str, NameUses], imports: dict[str, PyImport],
+        scopes: list[tuple[int, str, str]], cur_rel: str | None, cursor_line: int,
+        local: set[str], bound: tuple[set[str], set[str]] = (set(), set()),
+    ) -> list[Candidate]:
+        """Definitions the file's names resolve to, ranked by the evidence of their uses.
+
+        Each use of a name adds its proximity weight to the definitions it may refer to:
+        all of it to one definition when imports or a class resolve it (``from .x import f``,
+        ``mod.f``, ``self.f`` inherited from a base in another file), a share otherwise
+        (split among same-named definitions). Names imported from outside the repository
+        add nothing.
+        """
+        modules = self._module_map(db) if imports or uses else {}
+        resolved: dict[str, tuple[str, int | None, str | None]] = {
+            alias: self._resolve_alias(modules, imp, cur_rel) for alias, imp in imports.items()
+        }
+        exact: dict[tuple[int, str], float] = {}  # (file id, top-level name) -> weight
+        members: dict[tuple[str, str], float] = {}  # (class name, member) -> weight
+        generic: dict[str, list[float]] = {}  # name -> [bare weight, member weight]
+        cur_class = next((name for _, kind, name in scopes if kind == "class"), None)
+        for name, use in uses.items():
+            if use.bare:
+                what = resolved.get(name)
+                if what is None:
+                    if name not in bound[0]:  # a local variable is not another file's name
+                        generic.setdefault(name, [0.0, 0.0])[0] += use.bare
+                elif what[0] == "name" and what[1] is not None and what[2]:
+                    exact[(what[1], what[2])] = exact.get((what[1], what[2]), 0.0) + use.bare
+            for qual, weight in use.qualified.items():
+                what = resolved.get(qual)
+                if what is not None:
+                    if what[0] == "module" and what[1] is not None:
+                        exact[(what[1], name)] = exact.get((what[1], name), 0.0) + weight
+                    elif what[0] == "name" and what[2] and what[2][:1].isupper():
+                        members[(what[2], name)] = members.get((what[2], name), 0.0) + weight
+                    continue  # external modules' members are not the repository's
+                head = qual.split(".", 1)[0]
+                if head in resolved and resolved[head][0] == "external":
+                    continue
+                if qual in _SELF_NAMES:
+                    if name not in bound[1] and cur_class:  # not an attribute set here
+                        members[(cur_class, name)] = members.get((cur_class, name), 0.0) + weight
+                    continue
+                if "." not in qual and qual[:1].isupper():
+                    members[(qual, name)] = members.get((qual, name), 0.0) + weight
+                generic.setdefault(name, [0.0, 0.0])[1] += weight * MEMBER_WEIGHT
+        scores: dict[int, float] = {}
+        rows: dict[int, tuple] = {}
+        resolved_ids: set[int] = set()
+        columns = ("SELECT s.name, s.kind, s.qualified_name, s.id, s.start_line, s.end_line, "
+                   "s.outer_start_line, f.path, f.origin, f.package FROM symbols s "
+                   "JOIN files f ON f.id=s.file_id ")
+        if exact:
+            fids = sorted({fid for fid, _ in exact})
+            names = sorted({n for _, n in exact})
+            for row in db.execute(
+                columns + f"WHERE s.file_id IN ({','.join('?' * len(fids))}) AND s.name IN "
+                f"({','.join('?' * len(names))}) AND s.qualified_name = s.name",
+                [*fids, *names],
+            ):
+                rows[row[3]] = row
+            by_file_name = {(r[7], r[0]): sid for sid, r in rows.items()}
+            paths = self._module_files
+            for (fid, name), weight in exact.items():
+                sid = by_file_name.get((paths.get(fid, ""), name))
+                if sid is not None:
+                    scores[sid] = scores.get(sid, 0.0) + weight * RESOLVED_WEIGHT
+                    resolved_ids.add(sid)
+                else:  # re-exported (`__init__`): any definition of the name will do
+                    generic.setdefault(name, [0.0, 0.0])[0] += weight
+        strongest = sorted(members.items(), key=lambda kv: -kv[1])[:MAX_CLASS_LOOKUPS]
+        for (cls, name), weight in strongest:
+            found = self._class_members(db, columns, cls, name, cur_rel if cls == cur_class
+                                        else None)
+            if not found:  # a base outside the repository, or a mixin: any such member
+                generic.setdefault(name, [0.0, 0.0])[1] += weight * MEMBER_WEIGHT
+            for row in found:
+                rows[row[3]] = row
+                scores[row[3]] = scores.get(row[3], 0.0) + weight * RESOLVED_WEIGHT / len(found)
+                resolved_ids.add(row[3])
+        names = sorted((n for n in generic if n not in local or n in imports),
+                       key=lambda n: -sum(generic[n]))[:MAX_LOOKUP_NAMES]
+        if names:
+            counts = dict(db.execute(
+                f"SELECT name, count(*) FROM symbols WHERE name IN ({','.join('?' * len(names))})"
+                " GROUP BY name", names,
+            ).fetchall())
+            wanted = [n for n in names if 0 < counts.get(n, 0) <= AMBIGUOUS_DEFINITIONS]
+            by_name: dict[str, list[tuple]] = {}
+            if wanted:
+                for row in db.execute(
+                    columns + f"WHERE s.name IN ({','.join('?' * len(wanted))})", wanted
+                ):
+                    by_name.setdefault(row[0], []).append(row)
+            for name, defs in by_name.items():
+                bare, member = generic[name]
+                top = [r for r in defs if r[2] == r[0] or r[1] == "class"]
+                inner = [r for r in defs if not (r[2] == r[0] or r[1] == "class")]
+                shares: list[tuple[list[tuple], float]] = []
+                if top:
+                    shares.append((top, bare))
+                elif inner:  # a bare name only defined as a member is most likely a local
+                    shares.append((inner, bare * MEMBER_WEIGHT))
+                if member:
+                    shares.append((inner or top, member))
+                for group, weight in shares:
+                    for row in group:
+                        rows[row[3]] = row
+                        scores[row[3]] = scores.get(row[3], 0.0) + weight / len(group)
+        ranked = []
+        for sid, score in scores.items():
+            row = rows[sid]
+            _, kind, _, _, start, end, outer, path, origin, _ = row
+            if self._near_cursor(path, cur_rel, outer or start, end, cursor_line):
+                continue
+            same = path == cur_rel
+            key = (
+                # The file defines the name itself: another file's same-named one is unlikely.
+                row[0] in local and not same and sid not in resolved_ids,
+                same,
+                origin != "repo",
+                -score,
+                _KIND_RANK.get(kind, 3),
+            )
+            ranked.append((key, row, sid in resolved_ids))
+        ranked.sort(key=lambda item: item[0])
+        return self._build_candidates(
+            db, [(row, imp) for _, row, imp in ranked[:MAX_SYMBOL_CANDIDATES]], cur_rel,
+            "used in this file",
+        )
+
+    def _class_members(self, db: sqlite3.Connection, columns: str, cls: str, name: str,
+                       cur_rel: str | None) -> list[tuple]:
+        """``cls.name`` looked up in the class and its bases (by name, a few levels up)."""
+        seen: set[str] = set()
+        frontier = [cls]
+        for _ in range(MAX_CLASS_DEPTH):
+            classes = [c for c in frontier if c not in seen][:6]
+            if not classes:
+                break
+            seen.update(classes)
+            marks = ",".join("?" * len(classes))
+            found = db.execute(
+                columns + f"WHERE s.name = ? AND s.qualified_name IN ({marks})",
+                [name, *(f"{c}.{name}" for c in classes)],
+            ).fetchall()
+            if found:
+                return found
+            frontier = []
+            for (signature,) in db.execute(
+                f"SELECT signature FROM symbols WHERE kind='class' AND name IN ({marks})",
+                classes,
+            ):
+                m = re.match(r"\s*class\s+\w+\s*\(([^)]*)\)", signature or "")
+                for base in (m.group(1).split(",") if m else []):
+                    base = base.strip()
+                    if base and "=" not in base:
+                        frontier.append(base.rsplit(".", 1)[-1].split("[", 1)[0])
+        return []
 
     def _typed_candidates(
         self, db: sqlite3.Connection, line_head: str, names: list[str], cur_rel: str | None,

@@ -1,0 +1,209 @@
+"""Ranking rules of retrieval: how the file's uses of names pick other files' definitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.indexer import Index
+from pilotfish.code_index.retrieve import (
+    PyImport,
+    bound_names,
+    enclosing_scopes,
+    name_uses,
+    python_imports,
+    strip_prose,
+)
+from pilotfish.code_index.types import CursorContext
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("from .events import Handle", {"Handle": PyImport(1, "events", "Handle")}),
+        ("from . import events, futures as fut",
+         {"events": PyImport(1, "", "events"), "fut": PyImport(1, "", "futures")}),
+        ("from ..pkg.mod import (\n    a,\n    b as c,\n)",
+         {"a": PyImport(2, "pkg.mod", "a"), "c": PyImport(2, "pkg.mod", "b")}),
+        ("import os.path, json as j", {"os.path": PyImport(0, "os.path"),
+                                       "j": PyImport(0, "json")}),
+        ("    import shapes  # indented, with a comment", {"shapes": PyImport(0, "shapes")}),
+        ("x = 'from a import b'", {}),
+    ],
+)
+def test_python_imports(source: str, expected: dict[str, PyImport]) -> None:
+    assert python_imports(source) == expected
+
+
+@pytest.mark.parametrize(
+    ("code", "names", "attrs"),
+    [
+        ("x, (y, z) = 1", {"x", "y", "z"}, set()),
+        ("total: int = 0\ncount += 1", {"total", "count"}, set()),
+        ("self.size: int = 3\ncls.registry = {}", set(), {"size", "registry"}),
+        ("for i, item in pairs:", {"i", "item"}, set()),
+        ("with open(p) as fh:\n    pass\nexcept OSError as exc:", {"fh", "exc"}, set()),
+        ("def f(a, b: int = 2, *args, **kw):", {"a", "b", "args", "kw"}, set()),
+        ("if (n := len(x)) > 2:", {"n"}, set()),
+        # Not bindings: attribute and item targets, comparisons, calls.
+        ("obj.attr = 4\nd[k] = 5\nif x == 3:\nf(a=1)", set(), set()),
+    ],
+)
+def test_bound_names(code: str, names: set[str], attrs: set[str]) -> None:
+    assert bound_names(code) == (names, attrs)
+
+
+@pytest.mark.parametrize(
+    ("text", "comment", "expected"),
+    [
+        ('x = "a#b"  # area_of(c)', "#", "x =   "),
+        ('"""Doc mentions\narea_of."""\ny = 1', "#", "\n\ny = 1"),
+        ("y = f('q') // 2  # z", "#", "y = f() // 2  "),
+        ("a = b; // call c()\n/* d\ne */ g", "//", "a = b; \n\n g"),
+    ],
+)
+def test_strip_prose_blanks_comments_and_strings_keeping_lines(
+    text: str, comment: str, expected: str
+) -> None:
+    assert strip_prose(text, comment) == expected
+
+
+def test_enclosing_scopes_innermost_first() -> None:
+    before = [
+        "class Shape:",
+        "    def area(self):",
+        "        if self.ok:",
+        "            x = 1",
+        "",
+        "        ",
+    ]
+    assert enclosing_scopes(before) == [(1, "def", "area"), (0, "class", "Shape")]
+    assert enclosing_scopes(["x = 1", ""]) == []
+
+
+def test_name_uses_weigh_distance_scope_and_qualifier() -> None:
+    prefix = (
+        "def far():\n    far_name()\n" + "\n" * 30
+        + "def here():\n    scoped_name()\n    mod.attr_name()\n    "
+    )
+    suffix = "\n    after_name()\n\ndef other():\n    other_name()\n"
+    uses = name_uses(prefix, suffix)
+    # Same distance (one line) but inside the enclosing function: counts double.
+    assert uses["after_name"].bare > uses["other_name"].bare
+    assert uses["scoped_name"].bare > uses["far_name"].bare
+    assert uses["attr_name"].bare == 0 and uses["attr_name"].qualified.keys() == {"mod"}
+    assert "here" in uses and "def" not in uses  # keywords are not names
+
+
+def test_name_uses_ignore_prose() -> None:
+    uses = name_uses('x = 1  # see helper_fn\n"""helper_fn too"""\n', "")
+    assert "helper_fn" not in uses
+
+
+# ---- end to end over a real index -------------------------------------------------------------
+
+FILES = {
+    "pkg/__init__.py": "",
+    "pkg/events.py": '''\
+def get_loop():
+    """The running loop."""
+    return None
+
+
+class Handle:
+    def cancel(self):
+        return True
+''',
+    "pkg/other.py": '''\
+def get_loop():
+    """An unrelated function with the same name."""
+    return 1
+
+
+def chunk_size():
+    return 4096
+
+
+class Tree:
+    def join(self, other):
+        return other
+''',
+    "pkg/base.py": '''\
+class Transport:
+    def close_transport(self):
+        """Close the underlying connection."""
+''',
+    "pkg/unrelated.py": '''\
+class Socket:
+    def close_transport(self):
+        """Same name, another class."""
+''',
+}
+
+
+def _index(tmp_path: Path) -> Index:
+    root = tmp_path / "repo"
+    for rel, text in FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    idx.build()
+    return idx
+
+
+def _retrieve(idx: Index, rel: str, prefix: str, suffix: str = "\n") -> list[tuple[str, int]]:
+    path = idx.root / rel
+    path.write_text(prefix + suffix)
+    ctx = CursorContext(prefix=prefix, suffix=suffix, language="python", path=str(path),
+                        repo_root=str(idx.root), line=prefix.count("\n"))
+    return [(s.path, s.start_line) for s in idx.retrieve(ctx, budget_tokens=4000,
+                                                          max_snippets=10)]
+
+
+@pytest.fixture
+def idx(tmp_path: Path):
+    index = _index(tmp_path)
+    yield index
+    index.close()
+
+
+def test_module_qualified_use_resolves_to_that_module(idx: Index) -> None:
+    got = _retrieve(idx, "pkg/user.py", "from . import events\n\n\ndef run():\n    "
+                    "loop = events.get_loop()\n    ")
+    assert got[0] == ("pkg/events.py", 1)  # not other.py's function of the same name
+
+
+def test_from_import_resolves_to_the_imported_definition(idx: Index) -> None:
+    got = _retrieve(idx, "pkg/user.py", "from .other import get_loop\n\n\ndef run():\n    "
+                    "return get_loop()\n\n\ndef again():\n    ")
+    assert got[0] == ("pkg/other.py", 1)
+
+
+def test_local_variable_does_not_pull_a_same_named_function(idx: Index) -> None:
+    def by_symbol(prefix: str) -> list[str]:
+        path = idx.root / "pkg/user.py"
+        path.write_text(prefix)
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(path),
+                            repo_root=str(idx.root), line=prefix.count("\n"))
+        return [s.reason for s in idx.retrieve(ctx, budget_tokens=4000) if s.source == "symbol"]
+
+    # (Lexical search may still show the chunk: it shares the word, not the meaning.)
+    local = "def run(chunk_size):\n    data = read(chunk_size)\n    n = chunk_size * 2\n    "
+    assert not any("chunk_size" in reason for reason in by_symbol(local))
+    imported = "from .other import chunk_size\n\n\ndef run():\n    n = chunk_size()\n    "
+    assert any("chunk_size" in reason for reason in by_symbol(imported))
+
+
+def test_inherited_method_comes_from_the_base_class_file(idx: Index) -> None:
+    prefix = (
+        "from .base import Transport\n\n\nclass Pipe(Transport):\n    def stop(self):\n"
+        "        self.close_transport()\n        "
+    )
+    path = idx.root / "pkg/pipe.py"
+    path.write_text(prefix)
+    ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(path),
+                        repo_root=str(idx.root), line=prefix.count("\n"))
+    got = [(s.path, s.start_line, s.end_line) for s in idx.retrieve(ctx, budget_tokens=4000)]
+    # The base class's method (or the class around it) leads the unrelated same-named one.
+    assert got[0][0] == "pkg/base.py" and got[0][1] <= 2 <= got[0][2]
