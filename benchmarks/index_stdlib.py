@@ -1,10 +1,14 @@
 """Index benchmark: the CPython stdlib (symbols + lexical, then embeddings) and one-file updates.
 
-    python benchmarks/index_stdlib.py [--root DIR] [--embed-sample 2000] [--json OUT]
+    python benchmarks/index_stdlib.py [--root DIR] [--embed-sample 2000] [--backends LIST]
+                                      [--threads N] [--json OUT]
 
 Phase 1 indexes every file (parse + symbols + chunks + FTS5) without embeddings; phase 2 embeds
 a sample of the chunks with the default MiniLM (the whole stdlib would take long on 2 cores);
 phase 3 re-indexes one ~2,000-line file after an edit, as the server does on didSave.
+With several embedding backends (``--backends torch,onnx,onnx-int8``) the same sample is
+embedded by each in turn, twice, alternating (a paired comparison on a shared machine), and
+each backend's vectors are compared with the first's (cosine).
 Peak memory is the process's max RSS after each phase (it only grows).
 """
 
@@ -34,6 +38,9 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path(sysconfig.get_path("stdlib")))
     parser.add_argument("--embed-sample", type=int, default=2000)
     parser.add_argument("--updates", type=int, default=10)
+    parser.add_argument("--backends", default="auto",
+                        help="comma-separated embedding backends: auto, torch, onnx, onnx-int8")
+    parser.add_argument("--threads", type=int, default=1, help="embedding threads")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="pf-bench-"))
@@ -85,13 +92,16 @@ def main() -> None:
 
         # Phase 2: embeddings on a sample of chunks (throughput in chunks/s).
         if args.embed_sample:
-            import torch
+            import numpy as np
             from pilotfish.code_index.embed import load_embedder
 
             cfg = IndexConfig(dependency_docs=False)
-            embedder = load_embedder(
-                max_tokens=cfg.embed_max_tokens, batch_size=cfg.embed_batch_size
-            )
+            embedders = {
+                name: load_embedder(max_tokens=cfg.embed_max_tokens,
+                                    batch_size=cfg.embed_batch_size, threads=args.threads,
+                                    backend=name)
+                for name in args.backends.split(",")
+            }
             index = Index(args.root, data, cfg)
             texts = [
                 f"{p}\n{t[:2000]}"
@@ -103,26 +113,40 @@ def main() -> None:
                 )
                 .fetchall()
             ]
-            t0, c0 = time.perf_counter(), time.process_time()
-            embedder.embed_array(texts)
-            seconds = time.perf_counter() - t0
-            cpu_seconds = time.process_time() - c0
-            threads = torch.get_num_threads()
+            index.close()
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in embedders}
+            first: np.ndarray | None = None
+            cosine: dict[str, float] = {}
+            for _ in range(2):
+                for name, embedder in embedders.items():
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    vectors = embedder.embed_array(texts)
+                    runs[name].append((time.perf_counter() - t0, time.process_time() - c0))
+                    if first is None:
+                        first = vectors
+                    cosine[name] = round(float((vectors * first).sum(1).min()), 4)
             out["embeddings"] = {
-                "chunks": len(texts),
-                "seconds": round(seconds, 1),
-                "chunks_per_second": round(len(texts) / seconds, 1),
-                # On an idle machine the torch threads would have the cores to themselves.
-                "cpu_seconds": round(cpu_seconds, 1),
-                "chunks_per_cpu_second_x_threads": round(len(texts) / cpu_seconds * threads, 1),
-                "threads": threads,
-                "load_average": round(os.getloadavg()[0], 1),
+                name: {
+                    "backend": embedders[name].backend,
+                    "chunks": len(texts),
+                    "seconds": [round(w, 1) for w, _ in pairs],
+                    "chunks_per_second": [round(len(texts) / w, 1) for w, _ in pairs],
+                    # The process's CPU time: on an idle machine the threads would have the
+                    # cores to themselves, so this is the idle throughput per core.
+                    "chunks_per_cpu_second": [round(len(texts) / c, 1) for _, c in pairs],
+                    "min_cosine_to_first": cosine[name],
+                }
+                for name, pairs in runs.items()
+            }
+            out["embeddings_setup"] = {
+                "threads": args.threads,
                 "max_tokens": cfg.embed_max_tokens,
                 "batch_size": cfg.embed_batch_size,
+                "load_average": round(os.getloadavg()[0], 1),
                 "peak_rss_mb_after": round(peak_mb()),
             }
-            index.close()
-            print(json.dumps(out["embeddings"]), flush=True)
+            print(json.dumps({"embeddings": out["embeddings"],
+                              "setup": out["embeddings_setup"]}), flush=True)
     finally:
         shutil.rmtree(data, ignore_errors=True)
     if args.json:

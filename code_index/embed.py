@@ -177,7 +177,8 @@ class TransformerEmbedder:
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
         self.threads = threads
-        backend = os.environ.get(BACKEND_ENV) or backend
+        if backend == "auto":  # an explicit choice wins over the environment
+            backend = os.environ.get(BACKEND_ENV) or backend
         self._onnx: _OnnxRunner | None = None
         if backend not in BACKENDS:
             raise EmbedderUnavailableError(f"unknown embedding backend {backend!r}: {BACKENDS}")
