@@ -9,9 +9,10 @@ Run:  python benchmarks/latency.py --module textwrap --start-line 120 --lines 12
 3. Reports end-to-end p50/p95 of answered requests, per-stage medians of model-served ones,
    the engine's counts (model runs, cache and typing-through hit rates), tokens/s, peak RSS.
 4. Replays the states the server sent to the model in this process, side by side: the pilotfish
-   engine (llama.cpp backend) and plain llama-cpp-python (``Llama.generate`` on the same prompt
-   for the same number of tokens), warm (consecutive, each with its own KV cache) and cold
-   (caches reset), and prints their ratios.
+   engine (llama.cpp backend, moving the KV of the text after the cursor), the same engine
+   reusing only the common prefix (exact), and plain llama-cpp-python (``Llama.generate`` on
+   the same prompt for the same number of tokens), warm (consecutive, each with its own KV
+   cache) and cold (caches reset); prints their ratios and how often the outputs agree.
 """
 
 from __future__ import annotations
@@ -255,6 +256,8 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
     by_source: dict[str, list[float]] = {}
     stages: dict[str, list[float]] = {}
     tokens_per_s: list[float] = []
+    prompt_tokens: list[float] = []
+    reused_tokens: list[float] = []
     for k in answered:
         assert k.sent is not None and k.sent.answered is not None
         source = (k.explain or {}).get("source", "empty")
@@ -262,6 +265,8 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
         if k.explain and source == "model":
             for stage, ms in k.explain["timings"].items():
                 stages.setdefault(stage, []).append(ms)
+            prompt_tokens.append(k.explain["prompt_tokens"])
+            reused_tokens.append(k.explain["reused_tokens"])
             decode = k.explain["timings"].get("decode", 0)
             if decode > 0 and k.explain["new_tokens"] > 1:
                 tokens_per_s.append((k.explain["new_tokens"] - 1) / (decode / 1000))
@@ -279,6 +284,8 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
         "stages_p50_ms": {s: pct(v, 0.5) for s, v in stages.items()},
         "stages_p95_ms": {s: pct(v, 0.95) for s, v in stages.items()},
         "decode_tokens_per_s_p50": pct(tokens_per_s, 0.5),
+        "model_prompt_tokens_p50": pct(prompt_tokens, 0.5),
+        "model_reused_tokens_p50": pct(reused_tokens, 0.5),
         "engine": completions,
         "peak_rss_mb": server["peak_rss_mb"],
         "load_s": server["load_s"],
@@ -313,7 +320,12 @@ def plain_generate(llm: Any, prompt: str, n: int) -> tuple[float, float]:
 
 
 def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
-    """Replay the model-served states through the engine and plain llama.cpp, interleaved."""
+    """Replay the model-served states through the engine and plain llama.cpp, interleaved.
+
+    Two engines run each state: the default one, which moves the KV of the text after the
+    cursor instead of evaluating it again, and one that reuses only the common prefix (as
+    before; its output is exact); their outputs are compared state by state.
+    """
     from llama_cpp import Llama
     from pilotfish.lsp_server.engine.context import CompletionRequest
     from pilotfish.lsp_server.engine.engine import CompletionEngine
@@ -324,7 +336,12 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
     gguf = resolve_model(args.model).gguf
     assert gguf is not None
     threads = args.threads or default_threads()  # what the server used
-    generator = LlamaCppGenerator(gguf, model_id=args.model, threads=threads)
+    generators = {
+        "engine": LlamaCppGenerator(gguf, model_id=args.model, threads=threads),
+        "prefix_only": LlamaCppGenerator(
+            gguf, model_id=args.model, threads=threads, reuse_tail=False
+        ),
+    }
     settings = CompletionSettings(retrieval_tokens=0, context_tokens=args.context_tokens)
     plain = Llama(
         model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
@@ -340,55 +357,79 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
             text=k.text, line=k.line, column=k.column, path=str(trace.path), document_key="bench"
         )
 
-    def run(engine: CompletionEngine, k: Keystroke, cold: bool) -> dict[str, float] | None:
+    def run(engines: dict[str, CompletionEngine], k: Keystroke, cold: bool) -> dict[str, Any]:
         if cold:
-            generator.reset()
+            for generator in generators.values():
+                generator.reset()
             plain.reset()
-        t = time.perf_counter()
-        c = engine.complete(request(k), threading.Event())
-        engine_ms = (time.perf_counter() - t) * 1000
-        if c.source != "model":
-            return None  # typed through a suggestion of an earlier state: no model call
-        plain_ms, plain_first = plain_generate(plain, c.prompt, max(1, c.new_tokens))
+        row: dict[str, Any] = {}
+        new_tokens = 1
+        for name, engine in engines.items():
+            t = time.perf_counter()
+            c0 = time.process_time()
+            c = engine.complete(request(k), threading.Event())
+            if c.source != "model":
+                return {}  # typed through a suggestion of an earlier state: no model call
+            new_tokens = max(new_tokens, c.new_tokens)
+            row[name] = {
+                "ms": (time.perf_counter() - t) * 1000,
+                "cpu_s": time.process_time() - c0,
+                "prefill_ms": c.timings.get("prefill", 0.0),
+                "prompt_tokens": c.prompt_tokens,
+                "reused": c.reused_tokens,
+                "new_tokens": c.new_tokens,
+                "text": c.text,
+                "prompt": c.prompt,
+                "overhead_ms": c.timings["total"]
+                - c.timings.get("prefill", 0)
+                - c.timings.get("decode", 0),
+            }
+        plain_ms, plain_first = plain_generate(plain, row["engine"]["prompt"], new_tokens)
+        row["plain"] = {"ms": plain_ms, "prefill_ms": plain_first}
+        return row
+
+    def engines() -> dict[str, CompletionEngine]:
         return {
-            "engine_ms": engine_ms,
-            "plain_ms": plain_ms,
-            "engine_prefill_ms": c.timings.get("prefill", 0.0),
-            "plain_first_ms": plain_first,
-            "prompt_tokens": c.prompt_tokens,
-            "reused": c.reused_tokens,
-            "new_tokens": c.new_tokens,
-            "overhead_ms": c.timings["total"]
-            - c.timings.get("prefill", 0)
-            - c.timings.get("decode", 0),
+            name: CompletionEngine(generator, settings, cache_size=0)
+            for name, generator in generators.items()
         }
 
-    warm_engine = CompletionEngine(generator, settings, cache_size=0)
-    warm = [r for k in states if (r := run(warm_engine, k, cold=False))]
-    cold_rows = [
-        r
-        for k in states[: args.cold]
-        if (r := run(CompletionEngine(generator, settings, cache_size=0), k, cold=True))
-    ]
+    warm_engines = engines()
+    warm = [r for k in states if (r := run(warm_engines, k, cold=False))]
+    cold_rows = [r for k in states[: args.cold] if (r := run(engines(), k, cold=True))]
 
-    def block(rows: list[dict[str, float]]) -> dict[str, Any]:
+    def block(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if not rows:
             return {}
-        e = [r["engine_ms"] for r in rows]
-        p = [r["plain_ms"] for r in rows]
-        return {
-            "n": len(rows),
-            "engine_p50_ms": pct(e, 0.5),
-            "plain_p50_ms": pct(p, 0.5),
-            "ratio_of_medians": round(statistics.median(e) / statistics.median(p), 3),
-            "median_pair_ratio": round(
-                statistics.median(a / b for a, b in zip(e, p, strict=True)), 3
-            ),
-            "engine_overhead_p50_ms": pct([r["overhead_ms"] for r in rows], 0.5),
-            "prompt_tokens_p50": pct([r["prompt_tokens"] for r in rows], 0.5),
-            "reused_tokens_p50": pct([r["reused"] for r in rows], 0.5),
-            "new_tokens_p50": pct([r["new_tokens"] for r in rows], 0.5),
-        }
+        out: dict[str, Any] = {"n": len(rows)}
+        p = [r["plain"]["ms"] for r in rows]
+        out["plain_p50_ms"] = pct(p, 0.5)
+        out["plain_p95_ms"] = pct(p, 0.95)
+        for name in generators:
+            e = [r[name]["ms"] for r in rows]
+            out[name] = {
+                "p50_ms": pct(e, 0.5),
+                "p95_ms": pct(e, 0.95),
+                "cpu_s_p50": pct([r[name]["cpu_s"] for r in rows], 0.5),
+                "prefill_p50_ms": pct([r[name]["prefill_ms"] for r in rows], 0.5),
+                "prefill_p95_ms": pct([r[name]["prefill_ms"] for r in rows], 0.95),
+                "ratio_to_plain_of_medians": round(statistics.median(e) / statistics.median(p), 3),
+                "median_pair_ratio_to_plain": round(
+                    statistics.median(a / b for a, b in zip(e, p, strict=True)), 3
+                ),
+                "overhead_p50_ms": pct([r[name]["overhead_ms"] for r in rows], 0.5),
+                "prompt_tokens_p50": pct([r[name]["prompt_tokens"] for r in rows], 0.5),
+                "reused_tokens_p50": pct([r[name]["reused"] for r in rows], 0.5),
+                "new_tokens_p50": pct([r[name]["new_tokens"] for r in rows], 0.5),
+            }
+        out["median_pair_ratio_engine_to_prefix_only"] = round(
+            statistics.median(r["engine"]["ms"] / r["prefix_only"]["ms"] for r in rows), 3
+        )
+        out["same_text_as_prefix_only"] = sum(
+            r["engine"]["text"] == r["prefix_only"]["text"] for r in rows
+        )
+        out["texts"] = [[r["engine"]["text"], r["prefix_only"]["text"]] for r in rows]
+        return out
 
     return {"threads": threads, "warm": block(warm), "cold": block(cold_rows)}
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,16 @@ log = logging.getLogger(__name__)
 ADAPTER_GGUF = "adapter.gguf"
 PREFILL_CHUNK = 128
 """Prompt tokens evaluated between two checks for cancellation."""
+MIN_TAIL_REUSE = 16
+"""Shorter common tails are evaluated again: moving them saves less than it risks."""
+TAIL_REFRESH = 32
+"""Tokens at the start of a moved tail evaluated again anyway (see ``LlamaCppGenerator``)."""
+MAX_STALE_TOKENS = 64
+"""Tokens inserted or removed before a moved tail before it is evaluated again in full."""
+
+_MAIN_SEQ = 0
+_PARKED_SEQ = 1
+"""The KV sequence that holds a reused prompt tail while the tokens before it are evaluated."""
 
 
 def llamacpp_available() -> bool:
@@ -42,12 +55,119 @@ def default_threads() -> int:
     return max(1, cpus - 1) if cpus <= 4 else cpus // 2
 
 
+@dataclass(frozen=True, kw_only=True)
+class KvPlan:
+    """How a new prompt's KV cache is assembled from the previous prompt's.
+
+    The new prompt is ``head + middle + tail + last``: ``head`` tokens are the common prefix,
+    kept in place; ``tail`` tokens end both prompts (the text after the cursor, in a FIM
+    prompt) and are moved by ``shift`` positions from ``tail_at``; the middle and the last
+    token are evaluated.
+    """
+
+    head: int
+    tail: int = 0
+    tail_at: int = 0
+    shift: int = 0
+
+    @property
+    def reused(self) -> int:
+        """Prompt tokens served from the cache."""
+        return self.head + self.tail
+
+
+def plan_reuse(
+    cached: Sequence[int],
+    ids: Sequence[int],
+    *,
+    min_tail: int = MIN_TAIL_REUSE,
+    refresh: int = 0,
+) -> KvPlan:
+    """Plan the reuse of ``cached`` (the previous prompt's evaluated tokens) for ``ids``.
+
+    The last prompt token is never reused: its logits start the decoding. A common tail is
+    reused only if both prompts end with it (``cached`` must be the previous prompt alone,
+    without generated tokens) and it is at least ``min_tail`` tokens long. The first
+    ``refresh`` tokens of the common tail are evaluated again rather than moved.
+    """
+    head = min(common_prefix_length(list(cached), list(ids)), len(ids) - 1)
+    if min_tail <= 0 or not cached:
+        return KvPlan(head=head)
+    # The common ending, not reaching into the common prefix of either prompt.
+    limit = min(len(cached), len(ids)) - head
+    same = 0
+    while same < limit and cached[-1 - same] == ids[-1 - same]:
+        same += 1
+    tail = same - 1 - refresh  # the last token is evaluated again
+    if tail < min_tail:
+        return KvPlan(head=head)
+    return KvPlan(
+        head=head, tail=tail, tail_at=len(cached) - same + refresh, shift=len(ids) - len(cached)
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Staleness:
+    """Which cached KV was computed for other text before it than the cache now holds."""
+
+    at: int | None = None
+    """First stale position (where a moved tail starts); ``None`` when all of it is exact."""
+    changed: int = 0
+    """Tokens inserted or removed before ``at`` since the tail was last evaluated in place."""
+
+
+def bound_staleness(
+    plan: KvPlan, stale: Staleness, *, refresh: int, limit: int = MAX_STALE_TOKENS
+) -> tuple[KvPlan, Staleness]:
+    """The plan to run given the cache's staleness, and the staleness after running it.
+
+    A moved tail's KV still reflects the text that stood before it when it was evaluated;
+    once more than ``limit`` tokens have changed there, the tail is evaluated again.
+    """
+    changed = 0
+    if plan.tail:
+        old_gap = plan.tail_at - refresh - plan.head  # tokens removed before the tail
+        changed = old_gap + (old_gap + plan.shift)  # ... and inserted
+    reuses_in_place = stale.at is not None and plan.head > stale.at
+    moves_stale = stale.at is not None and plan.tail > 0 and plan.tail_at + plan.tail > stale.at
+    if not plan.tail and not reuses_in_place:
+        return plan, Staleness()
+    total = changed + (stale.changed if reuses_in_place or moves_stale else 0)
+    if total > limit:
+        head = plan.head if stale.at is None else min(plan.head, stale.at)
+        return KvPlan(head=head), Staleness()
+    starts = [plan.tail_at + plan.shift] if plan.tail else []
+    if reuses_in_place and stale.at is not None:
+        starts.append(stale.at)
+    return plan, Staleness(at=min(starts), changed=total)
+
+
 class LlamaCppGenerator:
-    """A GGUF model served by llama.cpp; its own KV cache reuses the common prompt prefix."""
+    """A GGUF model served by llama.cpp; its KV cache reuses what consecutive prompts share.
+
+    Typing appends to the prompt's prefix, so the common prefix is reused as is. In a FIM
+    prompt the text after the cursor (up to 384 tokens) comes after the prefix, and typing in
+    the middle of a file would evaluate it again on every keystroke. With ``reuse_tail`` its KV
+    is moved to its new positions instead, as llama.cpp's server does with ``--cache-reuse``.
+    That KV was computed for the text before it at the time, so it is an approximation:
+    measured on mid-file typing (BENCHMARKS.md), moving all of it changed the suggestion,
+    while evaluating its first ``tail_refresh`` tokens again (the lines right after the cursor,
+    which attend most to what was just typed) gave the exact suggestion. After
+    ``MAX_STALE_TOKENS`` typed or deleted tokens the whole tail is evaluated again.
+    """
 
     backend = "llamacpp"
 
-    def __init__(self, gguf: Path, *, model_id: str, threads: int = 0, n_ctx: int = 4096) -> None:
+    def __init__(
+        self,
+        gguf: Path,
+        *,
+        model_id: str,
+        threads: int = 0,
+        n_ctx: int = 4096,
+        reuse_tail: bool = True,
+        tail_refresh: int = TAIL_REFRESH,
+    ) -> None:
         self.device = "cpu"
         self.model_id = model_id
         self._gguf = gguf
@@ -55,12 +175,17 @@ class LlamaCppGenerator:
         self._n_ctx = n_ctx
         self._adapter: str | None = None
         self._lock = threading.Lock()
+        self._reuse_tail = reuse_tail
+        self._tail_refresh = tail_refresh
+        self._prompt_len = 0
+        """Tokens of the last prompt held in the KV cache (generated tokens follow them)."""
+        self._stale = Staleness()
         self._llm: Any = self._load(None)
 
     def _load(self, lora: Path | None) -> Any:
         from llama_cpp import Llama
 
-        return Llama(
+        llm = Llama(
             model_path=str(self._gguf),
             n_ctx=self._n_ctx,
             n_threads=self._threads,
@@ -68,6 +193,11 @@ class LlamaCppGenerator:
             lora_path=str(lora) if lora else None,
             verbose=False,
         )
+        if self._reuse_tail:
+            _enable_parking(llm)
+        self._prompt_len = 0
+        self._stale = Staleness()
+        return llm
 
     @property
     def adapter(self) -> str | None:
@@ -86,6 +216,8 @@ class LlamaCppGenerator:
         """Forget the KV cache: the next request pays its whole prompt (a cold start)."""
         with self._lock:
             self._llm.reset()
+            self._prompt_len = 0
+            self._stale = Staleness()
 
     def set_adapter(self, adapter: Path | None) -> None:
         """Reload with the adapter's GGUF LoRA file (``adapter.gguf`` in the adapter folder)."""
@@ -102,44 +234,74 @@ class LlamaCppGenerator:
             self._llm = self._load(lora)
             self._adapter = adapter.name if adapter else None
 
-    @staticmethod
-    def _prefill(llm: Any, ids: list[int], reused: int, cancel: threading.Event) -> bool:
-        """Evaluate the new prompt tokens (all but the last) in chunks; ``False`` if cancelled.
+    def _plan(self, ids: list[int]) -> tuple[KvPlan, Staleness]:
+        """What to reuse for ``ids``, and the cache's staleness once it is done."""
+        llm = self._llm
+        # What the cache holds of the last prompt: all of it, or what a cancelled prefill
+        # evaluated; tokens generated after it never end a new prompt.
+        cached = list(llm.input_ids[: min(llm.n_tokens, self._prompt_len)])
+        if not self._reuse_tail:
+            return KvPlan(head=min(common_prefix_length(cached, ids), len(ids) - 1)), Staleness()
+        plan = plan_reuse(cached, ids, refresh=self._tail_refresh)
+        return bound_staleness(plan, self._stale, refresh=self._tail_refresh)
+
+    def _prefill(self, ids: list[int], plan: KvPlan, cancel: threading.Event) -> bool:
+        """Evaluate the prompt tokens the cache lacks (all but the last); ``False`` if cancelled.
 
         ``Llama.generate`` evaluates the whole prompt before its first token, so a request
         could not be cancelled during a long prefill, and a newer keystroke waited for it.
         In chunks, a cancel takes effect within one chunk, and what was evaluated stays in the
         KV cache: the next request, which shares the prefix, starts from there.
         """
-        llm.n_tokens = reused  # eval() drops the cache past this point first
-        todo = ids[reused:-1]
-        for at in range(0, len(todo), PREFILL_CHUNK):
+        llm = self._llm
+        end = len(ids) - 1 - plan.tail  # evaluated: ids[plan.head:end]
+        if plan.tail:
+            _park_tail(llm, plan)
+        else:
+            # Llama.eval drops the cache past n_tokens first; an empty prompt never reaches it.
+            llm.n_tokens = plan.head
+            _memory_call(llm, "llama_memory_seq_rm", -1, plan.head, -1)
+        self._prompt_len = plan.head
+        for at in range(plan.head, end, PREFILL_CHUNK):
             if cancel.is_set():
-                return False
-            llm.eval(todo[at : at + PREFILL_CHUNK])
-        return not cancel.is_set()
+                break
+            _decode(llm, ids[at : min(at + PREFILL_CHUNK, end)])
+            self._prompt_len = llm.n_tokens
+        if llm.n_tokens < end or cancel.is_set():
+            if plan.tail:
+                _memory_call(llm, "llama_memory_seq_rm", _PARKED_SEQ, -1, -1)
+            return False
+        if plan.tail:
+            _unpark_tail(llm, ids[end : end + plan.tail])
+        self._prompt_len = llm.n_tokens
+        return True
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
-        """Greedy decoding; llama.cpp re-evaluates only the prompt tokens that changed."""
+        """Greedy decoding; llama.cpp evaluates only the prompt tokens not already cached."""
         with self._lock:
             llm = self._llm
             ids = llm.tokenize(request.prompt.encode(), add_bos=False, special=True)
             budget = self._n_ctx - request.max_tokens - 1
             if len(ids) > budget:
                 ids = ids[-budget:]
-            # The last prompt token is always evaluated again: its logits start the decoding
-            # (the logits held now may belong to a generated token of the last request).
-            reused = min(common_prefix_length(list(llm._input_ids), ids), len(ids) - 1)
+            plan, stale = self._plan(ids)
             start = time.perf_counter()
-            if not self._prefill(llm, ids, reused, cancel):
+            if not self._prefill(ids, plan, cancel):
+                # A parked tail was dropped; stale KV kept in place before it stays stale.
+                if self._stale.at is None or plan.head <= self._stale.at:
+                    self._stale = Staleness()
                 return Generation(
                     text="",
                     prompt_tokens=len(ids),
                     new_tokens=0,
-                    reused_tokens=reused,
+                    reused_tokens=plan.reused,
                     prefill_ms=(time.perf_counter() - start) * 1000,
                     stop_reason="cancelled",
                 )
+            self._stale = stale
+            # The last prompt token is always evaluated again here: its logits start the
+            # decoding (the logits held now may belong to a generated token of the last request).
+            self._prompt_len = len(ids)
             scanner = StopScanner(request.stop, request.max_lines)
             eos = llm.token_eos()
             pending = b""
@@ -183,8 +345,75 @@ class LlamaCppGenerator:
             text=scanner.text,
             prompt_tokens=len(ids),
             new_tokens=new_tokens,
-            reused_tokens=reused,
+            reused_tokens=plan.reused,
             prefill_ms=prefill_ms,
             decode_ms=decode_ms,
             stop_reason=reason,  # type: ignore[arg-type]
         )
+
+
+# llama.cpp accepts a batch for a sequence only at the position after the sequence's last one
+# ("inconsistent sequence positions"), so tokens cannot be inserted before a tail kept in the
+# same sequence. The tail is parked in a second sequence of the same (unified) cache while
+# the tokens before it are evaluated, then both are joined again; parking copies no data.
+
+
+def _enable_parking(llm: Any) -> None:
+    """Recreate ``llm``'s context with a second KV sequence in one unified cache."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    params = llm.context_params
+    params.n_seq_max = 2
+    params.kv_unified = True  # one cache for both: parking moves metadata, not tensors
+    old = llm._ctx
+    llm._ctx = llm._stack.enter_context(
+        contextlib.closing(_internals.LlamaContext(model=llm._model, params=params, verbose=False))
+    )
+    old.close()
+    if llm._lora_adapter is not None:  # Llama set the adapter on the context it made
+        import ctypes
+
+        adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(llm._lora_adapter)
+        scales = (ctypes.c_float * 1)(llm.lora_scale)
+        if llama_cpp.llama_set_adapters_lora(llm._ctx.ctx, adapters, 1, scales):
+            raise RuntimeError("llama.cpp could not set the LoRA adapter on the new context")
+    if not _memory_call(llm, "llama_memory_can_shift"):
+        raise RuntimeError("this model's KV cache cannot shift positions")
+
+
+def _memory_call(llm: Any, name: str, *args: int) -> Any:
+    from llama_cpp import llama_cpp
+
+    return getattr(llama_cpp, name)(llama_cpp.llama_get_memory(llm._ctx.ctx), *args)
+
+
+def _park_tail(llm: Any, plan: KvPlan) -> None:
+    """Move the reused tail to the parking sequence at its new positions; cut the rest."""
+    rm = "llama_memory_seq_rm"
+    _memory_call(llm, rm, _PARKED_SEQ, -1, -1)
+    _memory_call(
+        llm, "llama_memory_seq_cp", _MAIN_SEQ, _PARKED_SEQ, plan.tail_at, plan.tail_at + plan.tail
+    )
+    _memory_call(llm, rm, _MAIN_SEQ, plan.head, -1)  # the tail's cells stay, parked
+    _memory_call(llm, "llama_memory_seq_add", _PARKED_SEQ, -1, -1, plan.shift)
+    llm.n_tokens = plan.head
+
+
+def _unpark_tail(llm: Any, tail: list[int]) -> None:
+    """Join the parked tail to the main sequence, right after what was evaluated."""
+    _memory_call(llm, "llama_memory_seq_cp", _PARKED_SEQ, _MAIN_SEQ, -1, -1)
+    _memory_call(llm, "llama_memory_seq_rm", _PARKED_SEQ, -1, -1)
+    llm.input_ids[llm.n_tokens : llm.n_tokens + len(tail)] = tail
+    llm.n_tokens += len(tail)
+
+
+def _decode(llm: Any, tokens: list[int]) -> None:
+    """``Llama.eval`` without its first step, which would drop the parked tail's cells too."""
+    for at in range(0, len(tokens), llm.n_batch):
+        batch = tokens[at : at + llm.n_batch]
+        llm._batch.set_batch(batch=batch, n_past=llm.n_tokens, logits_all=False)
+        llm._ctx.decode(llm._batch)
+        llm.input_ids[llm.n_tokens : llm.n_tokens + len(batch)] = batch
+        llm.n_tokens += len(batch)
+    llm._requires_eval = False
