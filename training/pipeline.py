@@ -16,6 +16,7 @@ import git
 
 from ..lsp_server import adapters
 from ..lsp_server.engine.engine import RetrieveFn
+from ..lsp_server.engine.generate import Generator
 from ..lsp_server.engine.prompt import PromptBudget
 from ..lsp_server.engine.templates import FimTemplate, template_for
 from ..lsp_server.models.resolve import ResolvedModel, resolve_model
@@ -25,7 +26,7 @@ from .config import TrainConfig, to_json
 from .dataset import load_cases, load_examples, save_jsonl, tokenise
 from .evaluate import EvalReport, evaluate, write_report
 from .examples import EvalCase, Example, MiningStats, PromptMaker, Split, mine, time_split
-from .export import build_manifest, export_adapter, model_sha256
+from .export import build_manifest, export_adapter, model_sha256, write_gguf_lora
 from .history import Commit, RepoError, first_parent_commits, open_repo, remote_url
 from .progress import Event, Reporter
 from .retrieval import checkout_snapshot, code_index_retriever
@@ -329,15 +330,35 @@ def _latest_run(data_dir: Path) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
 
 
+def _served_generator(config: TrainConfig, base: Base, adapter: Path | None) -> Generator:
+    """The backend the server would use for this model here, so the gate measures what is served.
+
+    On a CPU that is llama.cpp on the model's GGUF (the adapter as ``adapter.gguf``, written
+    beside the PEFT files when missing); on CUDA, or without llama.cpp, transformers.
+    """
+    from ..lsp_server.engine.backends import choose_backend
+    from ..lsp_server.engine.llamacpp_backend import ADAPTER_GGUF, LlamaCppGenerator
+    from ..lsp_server.settings import ModelSettings
+
+    settings = ModelSettings(name=base.model.name, device=config.device)  # type: ignore[arg-type]
+    backend = choose_backend(settings, has_gguf=base.model.gguf is not None, has_folder=True)
+    if backend == "llamacpp" and base.model.gguf is not None and base.architecture:
+        if adapter is not None and not (adapter / ADAPTER_GGUF).is_file():
+            write_gguf_lora(adapter, adapter / ADAPTER_GGUF, base.architecture)
+        return LlamaCppGenerator(base.model.gguf, model_id=base.model.name,
+                                 threads=config.threads)
+    from ..lsp_server.engine.hf_backend import TransformersGenerator
+
+    return TransformersGenerator(
+        base.folder, model_id=base.model.name, device=config.device, threads=config.threads
+    )
+
+
 def _evaluate(
     config: TrainConfig, base: Base, ws: Workspace, adapter: Path | None, report: Reporter
 ) -> EvalReport:
-    from ..lsp_server.engine.hf_backend import TransformersGenerator
-
     report(Event(stage="eval", message=f"{len(ws.cases)} held-out lines, 4 conditions"))
-    generator = TransformersGenerator(
-        base.folder, model_id=base.model.name, device=config.device, threads=config.threads
-    )
+    generator = _served_generator(config, base, adapter)
     return evaluate(
         ws.cases,
         generator,
