@@ -83,3 +83,52 @@ def test_cancel_during_prefill_keeps_the_evaluated_prefix(generator) -> None:
         GenerationRequest(prompt=prompt, max_tokens=4, stop=()), threading.Event()
     )
     assert resumed.reused_tokens >= 64 and resumed.new_tokens > 0
+
+
+MID_FILE = """class Wrapper:
+    def __init__(self, width=70, indent="", tabsize=8):
+        self.width = width
+        self.indent = indent
+        self.tabsize = tabsize
+
+    def describe(self):
+        return f"Wrapper(width={self.width}, indent={self.indent!r})"
+
+    def expand(self, text):
+        return text.expandtabs(self.tabsize)
+
+    def fits(self, line):
+        return len(self.indent) + len(line) <= self.width
+
+    def wrap(self, text):
+        lines, line = [], ""
+        for word in self.expand(text).split():
+            if line and not self.fits(line + " " + word):
+                lines.append(self.indent + line)
+                line = word
+            else:
+                line = f"{line} {word}" if line else word
+        if line:
+            lines.append(self.indent + line)
+        return lines
+"""
+
+
+def test_typing_mid_file_moves_the_suffix_kv_and_completes_as_a_cold_run(generator) -> None:
+    """Mid-file, the text after the cursor is moved in the KV cache, not evaluated again."""
+
+    def engine() -> CompletionEngine:  # a new one each time: no typing-through, one KV cache
+        return CompletionEngine(generator, CompletionSettings(retrieval_tokens=0), cache_size=0)
+
+    before = MID_FILE.replace("        self.tabsize = tabsize\n", "        self.ta\n")
+    generator.reset()
+    engine().complete(request_at(before, "self.ta"))
+    typed = before.replace("self.ta\n", "self.tab\n")
+    warm = engine().complete(request_at(typed, "self.tab"))
+    suffix_tokens = generator.count_tokens(MID_FILE[MID_FILE.index("\n\n    def describe") :])
+    assert warm.reused_tokens >= warm.prompt_tokens - 40  # typed + refreshed + last token
+    assert warm.reused_tokens - suffix_tokens > 0  # the prefix and most of the suffix
+    generator.reset()
+    cold = engine().complete(request_at(typed, "self.tab"))
+    assert cold.reused_tokens == 0
+    assert (warm.text, cold.text) == ("size = tabsize", "size = tabsize")
