@@ -1,7 +1,8 @@
 """Line-completion quality on held-out lines of a real history: in-file vs Jaccard vs pilotfish.
 
     python benchmarks/completion_quality.py [--repo DIR] [--commits 30] [--lines 36]
-        [--cross 20] [--seed 0] [--json OUT]
+        [--cross 20] [--seed 0] [--position line-start|before-name] [--conditions ...]
+        [--json OUT]
 
 Held-out lines are lines that the newest first-parent commits of ``--repo`` (default: this
 repository) added to Python files. The document is the file after the commit with the line
@@ -278,6 +279,19 @@ def conditions_for(
     return {name: table[name] for name in names}
 
 
+def typed_part(case: Case, position: str) -> str:
+    """What is already typed on the held-out line when the completion is asked for.
+
+    ``line-start``: nothing (the cursor after the indentation). ``before-name``: the line up to
+    the cross-file name it uses (nothing for other lines), the moment an editor asks again
+    after the user typed ``x = `` or ``obj.``; the rest of the line is the target.
+    """
+    if position == "line-start" or not case.cross_name:
+        return ""
+    match = re.search(rf"\b{re.escape(case.cross_name)}\b", case.target)
+    return case.target[: match.start()] if match else ""
+
+
 def run(
     repo_root: Path,
     commits: int,
@@ -285,6 +299,7 @@ def run(
     cross: int,
     seed: int,
     conditions: Sequence[str] = CONDITIONS,
+    position: str = "line-start",
 ) -> dict[str, object]:
     """Collect the cases, run the conditions, return per-case rows and the summary."""
     scratch = Path(tempfile.mkdtemp(prefix="pf-quality-"))
@@ -304,7 +319,11 @@ def run(
                 jaccards[case.parent] = Jaccard(root)
             post = git.Repo(repo_root).commit(case.commit).tree / case.path
             text_lines = post.data_stream.read().decode("utf-8").split("\n")
-            doc = "\n".join([*text_lines[: case.line], case.indent, *text_lines[case.line + 1 :]])
+            typed = typed_part(case, position)
+            doc = "\n".join(
+                [*text_lines[: case.line], case.indent + typed, *text_lines[case.line + 1 :]]
+            )
+            target = case.target[len(typed) :]
             row: dict[str, object] = {**asdict(case)}
             chosen = conditions_for(conditions, service, jaccards[case.parent])
             for name, (retrieve, style) in chosen.items():
@@ -314,7 +333,7 @@ def run(
                     CompletionRequest(
                         text=doc,
                         line=case.line,
-                        column=len(case.indent),
+                        column=len(case.indent) + len(typed),
                         path=str(root / case.path),
                         language_id="python",
                         repo_root=str(root),
@@ -325,7 +344,7 @@ def run(
                     "prediction": first,
                     "seconds": round(time.perf_counter() - started, 2),
                     "snippets": [f"{s.path}:{s.start_line}-{s.end_line}" for s in result.snippets],
-                    **{k: round(v, 4) for k, v in score(first, case.target).items()},
+                    **{k: round(v, 4) for k, v in score(first, target).items()},
                 }
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -383,6 +402,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--position",
+        choices=("line-start", "before-name"),
+        default="line-start",
+        help="where on the held-out line the cursor is (see typed_part)",
+    )
+    parser.add_argument(
         "--conditions",
         default=",".join(CONDITIONS),
         help=f"comma-separated, from {', '.join(CONDITIONS + EXTRA_CONDITIONS)}",
@@ -393,7 +418,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown conditions: {', '.join(sorted(unknown))}")
     started = time.perf_counter()
-    result = run(args.repo.resolve(), args.commits, args.lines, args.cross, args.seed, conditions)
+    result = run(
+        args.repo.resolve(), args.commits, args.lines, args.cross, args.seed, conditions,
+        args.position,
+    )
     rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
     summary = summarise(rows, conditions)
     print(markdown(summary))
