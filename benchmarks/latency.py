@@ -365,6 +365,9 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
         row: dict[str, Any] = {}
         new_tokens = 1
         for name, engine in engines.items():
+            # Each state is a model run here: forget the suggestion shown for the previous
+            # state, which the user may have typed through (the KV cache stays warm).
+            engine._shown.clear()
             t = time.perf_counter()
             c0 = time.process_time()
             c = engine.complete(request(k), threading.Event())

@@ -246,12 +246,15 @@ class LlamaCppGenerator:
         return bound_staleness(plan, self._stale, refresh=self._tail_refresh)
 
     def _prefill(self, ids: list[int], plan: KvPlan, cancel: threading.Event) -> bool:
-        """Evaluate the prompt tokens the cache lacks (all but the last); ``False`` if cancelled.
+        """Evaluate the prompt tokens the cache lacks (all but the last); ``False`` if stopped.
 
         ``Llama.generate`` evaluates the whole prompt before its first token, so a request
         could not be cancelled during a long prefill, and a newer keystroke waited for it.
         In chunks, a cancel takes effect within one chunk, and what was evaluated stays in the
-        KV cache: the next request, which shares the prefix, starts from there.
+        KV cache: the next request, which shares the prefix, starts from there. With a moved
+        tail the first chunk is always evaluated: it is short (what was typed and the refreshed
+        tokens), and stopping before it would drop the tail, which the next keystroke's prompt
+        ends with too.
         """
         llm = self._llm
         end = len(ids) - 1 - plan.tail  # evaluated: ids[plan.head:end]
@@ -263,11 +266,11 @@ class LlamaCppGenerator:
             _memory_call(llm, "llama_memory_seq_rm", -1, plan.head, -1)
         self._prompt_len = plan.head
         for at in range(plan.head, end, PREFILL_CHUNK):
-            if cancel.is_set():
+            if cancel.is_set() and not (plan.tail and at == plan.head):
                 break
             _decode(llm, ids[at : min(at + PREFILL_CHUNK, end)])
             self._prompt_len = llm.n_tokens
-        if llm.n_tokens < end or cancel.is_set():
+        if llm.n_tokens < end:
             if plan.tail:
                 _memory_call(llm, "llama_memory_seq_rm", _PARKED_SEQ, -1, -1)
             return False
@@ -286,10 +289,16 @@ class LlamaCppGenerator:
                 ids = ids[-budget:]
             plan, stale = self._plan(ids)
             start = time.perf_counter()
-            if not self._prefill(ids, plan, cancel):
-                # A parked tail was dropped; stale KV kept in place before it stays stale.
-                if self._stale.at is None or plan.head <= self._stale.at:
-                    self._stale = Staleness()
+            prefilled = self._prefill(ids, plan, cancel)
+            if prefilled:
+                self._stale = stale
+            elif self._stale.at is None or plan.head <= self._stale.at:
+                self._stale = Staleness()  # evaluated from the exact prefix on; no tail kept
+            if not prefilled or cancel.is_set():
+                if prefilled and plan.tail:
+                    # Keep the moved tail for the next prompt, which ends the same way.
+                    _decode(llm, ids[-1:])
+                    self._prompt_len = len(ids)
                 return Generation(
                     text="",
                     prompt_tokens=len(ids),
@@ -298,7 +307,6 @@ class LlamaCppGenerator:
                     prefill_ms=(time.perf_counter() - start) * 1000,
                     stop_reason="cancelled",
                 )
-            self._stale = stale
             # The last prompt token is always evaluated again here: its logits start the
             # decoding (the logits held now may belong to a generated token of the last request).
             self._prompt_len = len(ids)

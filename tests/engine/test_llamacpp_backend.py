@@ -154,13 +154,25 @@ def test_the_whole_suffix_is_evaluated_again_once_too_much_was_typed(tiny_gguf: 
     assert gen.count_tokens(typed) // MAX_STALE_TOKENS <= moved.count(False)
 
 
-def test_a_cancel_while_the_suffix_is_parked_leaves_a_usable_cache(tiny_gguf: Path) -> None:
+def test_a_cancel_still_moves_the_suffix_for_the_next_keystroke(tiny_gguf: Path) -> None:
+    """Cancelled before its prefill, a request still joins the moved suffix (one short chunk)."""
     gen = LlamaCppGenerator(tiny_gguf, model_id="tiny", threads=1, n_ctx=1024)
+    complete(gen, fim(PREFIX))
+    reference = complete(gen, fim(PREFIX + "load"))  # moved, not cancelled
+    complete(gen, fim(PREFIX))
+    stopped = complete(gen, fim(PREFIX + "load"), cancel=True)
+    assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 0
+    again = complete(gen, fim(PREFIX + "load"))
+    assert again.reused_tokens == again.prompt_tokens - 1  # all of it was kept
+    assert again.text == reference.text
+
+
+def test_a_cancel_without_a_moved_tail_keeps_only_the_exact_prefix(tiny_gguf: Path) -> None:
+    gen = LlamaCppGenerator(tiny_gguf, model_id="tiny", threads=1, n_ctx=1024, reuse_tail=False)
     reference = cold(gen, fim(PREFIX + "loads(handle.read())"))
     complete(gen, fim(PREFIX))
     stopped = complete(gen, fim(PREFIX + "loads(handle.read())"), cancel=True)
     assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 0
-    # The parked suffix was dropped: the next request evaluates it again, exactly.
     again = complete(gen, fim(PREFIX + "loads(handle.read())"))
     assert again.reused_tokens < again.prompt_tokens - gen.count_tokens(SUFFIX)
     assert again.text == reference.text
