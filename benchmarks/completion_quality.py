@@ -19,9 +19,11 @@ same settings (greedy decoding, default prompt budgets); only the ``retrieve`` c
 * ``jaccard``: the Copilot / RepoCoder baseline: 20-line windows (stride 10) of every other
   Python file of the parent tree, ranked by Jaccard similarity of their identifier sets with
   the 20 lines before the cursor, handed over as snippets (the prompt stage keeps what fits);
-* ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings).
+* ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings),
+  shown as the server shows it (with the base model: not where nothing is typed on the line).
 
-More conditions for presentation experiments (``--conditions``, comma-separated):
+More conditions for presentation experiments (``--conditions``, comma-separated), all with
+the snippets shown at the start of a line too: ``pilotfish-always`` (as retrieved),
 ``pilotfish-comments`` (the same snippets as comment lines at the top of the file instead of
 the repository-level format), ``pilotfish-defs`` (only definitions: symbol and doc snippets, at
 most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best snippets,
@@ -63,7 +65,8 @@ from pilotfish.training.history import file_changes, first_parent_commits
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONS = ("in-file", "jaccard", "pilotfish")
 EXTRA_CONDITIONS = (
-    "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments", "pilotfish-top2"
+    "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
+    "pilotfish-top2",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
@@ -261,20 +264,25 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 def conditions_for(
     names: Sequence[str], service: IndexService, jaccard: Jaccard
-) -> dict[str, tuple[RetrieveFn | None, ContextStyle]]:
-    """Each named condition's retriever and how its snippets are shown."""
+) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]]:
+    """Each named condition's retriever, snippet style and line-start rule.
+
+    The rule is whether snippets are shown where nothing is typed on the line yet (``None``:
+    as the server does).
+    """
 
     def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget)
 
-    table: dict[str, tuple[RetrieveFn | None, ContextStyle]] = {
-        "in-file": (None, "repo"),
-        "jaccard": (jaccard, "repo"),
-        "pilotfish": (pilotfish, "repo"),
-        "pilotfish-comments": (pilotfish, "comments"),
-        "pilotfish-defs": (definitions_only(pilotfish), "repo"),
-        "pilotfish-defs-comments": (definitions_only(pilotfish), "comments"),
-        "pilotfish-top2": (lambda ctx, budget: list(pilotfish(ctx, budget))[:2], "repo"),
+    table: dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]] = {
+        "in-file": (None, "repo", None),
+        "jaccard": (jaccard, "repo", True),  # the Copilot-style baseline: always on
+        "pilotfish": (pilotfish, "repo", None),
+        "pilotfish-always": (pilotfish, "repo", True),
+        "pilotfish-comments": (pilotfish, "comments", True),
+        "pilotfish-defs": (definitions_only(pilotfish), "repo", True),
+        "pilotfish-defs-comments": (definitions_only(pilotfish), "comments", True),
+        "pilotfish-top2": (lambda ctx, budget: list(pilotfish(ctx, budget))[:2], "repo", True),
     }
     return {name: table[name] for name in names}
 
@@ -326,8 +334,9 @@ def run(
             target = case.target[len(typed) :]
             row: dict[str, object] = {**asdict(case)}
             chosen = conditions_for(conditions, service, jaccards[case.parent])
-            for name, (retrieve, style) in chosen.items():
-                engine = CompletionEngine(generator, completion, retrieve, context_style=style)
+            for name, (retrieve, style, line_start) in chosen.items():
+                engine = CompletionEngine(generator, completion, retrieve, context_style=style,
+                                          context_at_line_start=line_start)
                 started = time.perf_counter()
                 result = engine.complete(
                     CompletionRequest(

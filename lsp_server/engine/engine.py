@@ -109,6 +109,7 @@ class CompletionEngine:
         *,
         cache_size: int = 256,
         context_style: ContextStyle = "repo",
+        context_at_line_start: bool | None = None,
     ) -> None:
         template = template_for(generator.has_token)
         if template is None:
@@ -122,6 +123,9 @@ class CompletionEngine:
         # How snippets are shown; "comments" measured no better than the repository-level
         # format with Qwen2.5-Coder (BENCHMARKS.md), so the server keeps the default.
         self.context_style: ContextStyle = context_style
+        # Retrieved context where nothing is typed on the line yet: None means only when an
+        # adapter (trained with it there) is served; the base model does better without it.
+        self.context_at_line_start = context_at_line_start
         self._cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._cache_size = cache_size
         self._shown: dict[str, _Shown] = {}
@@ -200,6 +204,11 @@ class CompletionEngine:
         budget = PromptBudget(
             infile_tokens=self.settings.context_tokens,
             retrieval_tokens=self.settings.retrieval_tokens,
+            context_at_line_start=(
+                self.generator.adapter is not None
+                if self.context_at_line_start is None
+                else self.context_at_line_start
+            ),
         )
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
         prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets,

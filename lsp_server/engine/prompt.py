@@ -28,6 +28,11 @@ class PromptBudget:
     retrieval_tokens: int = 384
     max_snippets: int = 8
     """Most snippets shown, however many fit the token budget."""
+    context_at_line_start: bool = True
+    """Whether retrieved context is shown when nothing is typed on the cursor's line yet.
+
+    The served base model does better without it there (measured three times on held-out
+    lines, BENCHMARKS.md "Completion quality"); adapters are trained and served with it."""
     suffix_share: float = 0.25
     """Share of the in-file budget the text after the cursor may take."""
 
@@ -68,6 +73,8 @@ def build_prompt(
 
     used: list[Snippet] = []
     spent = 0
+    if not budget.context_at_line_start and not ctx.prefix.rsplit("\n", 1)[-1].strip():
+        snippets = ()
     for snippet in usable_snippets(ctx, snippets):
         if len(used) >= budget.max_snippets:
             break

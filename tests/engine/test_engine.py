@@ -139,6 +139,30 @@ def test_prompts_longer_than_the_context_keep_their_end(tiny_model_dir: Path) ->
 # -- engine: cache, typing-through, anchors ---------------------------------------------------
 
 
+def test_base_model_gets_no_context_at_line_start_adapters_do(
+    generator: TransformersGenerator,
+) -> None:
+    from pilotfish.code_index.types import Snippet
+
+    snippet = Snippet(path="lib.py", start_line=1, end_line=1, text="def area(r): ...",
+                      score=1.0, source="symbol", reason="t")
+    asked: list[int] = []
+
+    def retrieve(ctx: object, budget: int) -> list[Snippet]:
+        asked.append(budget)
+        return [snippet]
+
+    engine = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve)
+    blank = engine.prepare(at_end("import os\n\ndef f():\n    "))
+    typed = engine.prepare(at_end("import os\n\ndef f():\n    x = ", key="other"))
+    assert isinstance(blank, Pending) and isinstance(typed, Pending)
+    assert not blank.prompt.snippets and typed.prompt.snippets
+    forced = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve,
+                              context_at_line_start=True)
+    shown = forced.prepare(at_end("import os\n\ndef f():\n    ", key="third"))
+    assert isinstance(shown, Pending) and shown.prompt.snippets
+
+
 def test_typing_through_makes_no_model_call(generator: TransformersGenerator) -> None:
     engine = engine_for(generator)
     text = "import os\nprint("

@@ -296,3 +296,25 @@ def test_build_prompt_keeps_usable_snippets_library_code_first() -> None:
                         path="/r/tests/test_m.py", repo_root="/r")
     prompt = build_prompt(in_test, QWEN, words, PromptBudget(max_snippets=1), snippets)
     assert [s.path for s in prompt.snippets] == ["/r/tests/helpers.py"]
+
+
+@pytest.mark.parametrize(
+    ("marked", "at_line_start", "shown"),
+    [
+        ("def f():\n    |", False, False),  # nothing typed on the line: in-file context only
+        ("def f():\n    total = |", False, True),  # typed: the snippet may help
+        ("def f():\n    |", True, True),  # adapters are trained and served with it
+    ],
+)
+def test_build_prompt_context_at_line_start(marked: str, at_line_start: bool, shown: bool) -> None:
+    from pilotfish.code_index.types import Snippet
+
+    snippet = Snippet(path="/r/lib.py", start_line=1, end_line=1, text="def area(r): ...",
+                      score=1.0, source="symbol", reason="t")
+    ctx = ctx_at(marked)
+    ctx = type(ctx)(prefix=ctx.prefix, suffix=ctx.suffix, language="python", path="/r/m.py",
+                    repo_root="/r")
+    budget = PromptBudget(context_at_line_start=at_line_start)
+    prompt = build_prompt(ctx, QWEN, words, budget, [snippet])
+    assert bool(prompt.snippets) is shown
+    assert ("def area(r)" in prompt.text) is shown
