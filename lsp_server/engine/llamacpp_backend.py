@@ -8,9 +8,9 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
 
@@ -69,6 +69,8 @@ class KvPlan:
     tail: int = 0
     tail_at: int = 0
     shift: int = 0
+    recompute_tail: bool = False
+    """Evaluate the tail again while the moved one waits; the moved one stays if cancelled."""
 
     @property
     def reused(self) -> int:
@@ -122,7 +124,9 @@ def bound_staleness(
     """The plan to run given the cache's staleness, and the staleness after running it.
 
     A moved tail's KV still reflects the text that stood before it when it was evaluated;
-    once more than ``limit`` tokens have changed there, the tail is evaluated again.
+    once more than ``limit`` tokens have changed there, the tail is evaluated again. The
+    staleness returned is the one if the tail ends up moved (a recompute that was cancelled);
+    a completed recompute leaves nothing stale.
     """
     changed = 0
     if plan.tail:
@@ -133,13 +137,13 @@ def bound_staleness(
     if not plan.tail and not reuses_in_place:
         return plan, Staleness()
     total = changed + (stale.changed if reuses_in_place or moves_stale else 0)
-    if total > limit:
-        head = plan.head if stale.at is None else min(plan.head, stale.at)
-        return KvPlan(head=head), Staleness()
+    if total > limit and reuses_in_place:
+        assert stale.at is not None
+        return KvPlan(head=min(plan.head, stale.at)), Staleness()  # evaluate from there on
     starts = [plan.tail_at + plan.shift] if plan.tail else []
     if reuses_in_place and stale.at is not None:
         starts.append(stale.at)
-    return plan, Staleness(at=min(starts), changed=total)
+    return replace(plan, recompute_tail=total > limit), Staleness(at=min(starts), changed=total)
 
 
 class LlamaCppGenerator:
@@ -153,7 +157,8 @@ class LlamaCppGenerator:
     measured on mid-file typing (BENCHMARKS.md), moving all of it changed the suggestion,
     while evaluating its first ``tail_refresh`` tokens again (the lines right after the cursor,
     which attend most to what was just typed) gave the exact suggestion. After
-    ``MAX_STALE_TOKENS`` typed or deleted tokens the whole tail is evaluated again.
+    ``MAX_STALE_TOKENS`` typed or deleted tokens the whole tail is evaluated again, while
+    the moved one waits: a keystroke that cancels that keeps the moved one for the next.
     """
 
     backend = "llamacpp"
@@ -245,8 +250,13 @@ class LlamaCppGenerator:
         plan = plan_reuse(cached, ids, refresh=self._tail_refresh)
         return bound_staleness(plan, self._stale, refresh=self._tail_refresh)
 
-    def _prefill(self, ids: list[int], plan: KvPlan, cancel: threading.Event) -> bool:
-        """Evaluate the prompt tokens the cache lacks (all but the last); ``False`` if stopped.
+    def _prefill(
+        self, ids: list[int], plan: KvPlan, cancel: threading.Event
+    ) -> Literal["fresh", "moved", "stopped"]:
+        """Evaluate the prompt tokens the cache lacks (all but the last).
+
+        Returns whether the cache now holds the prompt (but its last token) with all of its KV
+        computed for it (``fresh``), with a moved tail (``moved``), or only part of it.
 
         ``Llama.generate`` evaluates the whole prompt before its first token, so a request
         could not be cancelled during a long prefill, and a newer keystroke waited for it.
@@ -273,11 +283,25 @@ class LlamaCppGenerator:
         if llm.n_tokens < end:
             if plan.tail:
                 _memory_call(llm, "llama_memory_seq_rm", _PARKED_SEQ, -1, -1)
-            return False
+            return "stopped"
+        if plan.recompute_tail:
+            fresh = ids[end : end + plan.tail]
+            for at in range(0, len(fresh), PREFILL_CHUNK):
+                if cancel.is_set():
+                    break
+                # The moved tail waits in its own sequence at the same positions.
+                _decode(llm, fresh[at : at + PREFILL_CHUNK])
+            if llm.n_tokens == end + plan.tail:
+                _memory_call(llm, "llama_memory_seq_rm", _PARKED_SEQ, -1, -1)
+                self._prompt_len = llm.n_tokens
+                return "fresh"
+            # Stopped: the moved tail takes the place of what was evaluated of the new one.
+            _memory_call(llm, "llama_memory_seq_rm", _MAIN_SEQ, end, -1)
+            llm.n_tokens = end
         if plan.tail:
             _unpark_tail(llm, ids[end : end + plan.tail])
         self._prompt_len = llm.n_tokens
-        return True
+        return "moved" if plan.tail else "fresh"
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
         """Greedy decoding; llama.cpp evaluates only the prompt tokens not already cached."""
@@ -290,12 +314,13 @@ class LlamaCppGenerator:
             plan, stale = self._plan(ids)
             start = time.perf_counter()
             prefilled = self._prefill(ids, plan, cancel)
-            if prefilled:
+            reused = plan.head if prefilled == "fresh" else plan.reused
+            if prefilled == "moved":
                 self._stale = stale
-            elif self._stale.at is None or plan.head <= self._stale.at:
-                self._stale = Staleness()  # evaluated from the exact prefix on; no tail kept
-            if not prefilled or cancel.is_set():
-                if prefilled and plan.tail:
+            elif prefilled == "fresh" or self._stale.at is None or plan.head <= self._stale.at:
+                self._stale = Staleness()  # evaluated from the exact prefix on
+            if prefilled == "stopped" or cancel.is_set():
+                if prefilled == "moved":
                     # Keep the moved tail for the next prompt, which ends the same way.
                     _decode(llm, ids[-1:])
                     self._prompt_len = len(ids)
@@ -303,7 +328,7 @@ class LlamaCppGenerator:
                     text="",
                     prompt_tokens=len(ids),
                     new_tokens=0,
-                    reused_tokens=plan.reused,
+                    reused_tokens=reused,
                     prefill_ms=(time.perf_counter() - start) * 1000,
                     stop_reason="cancelled",
                 )
@@ -353,7 +378,7 @@ class LlamaCppGenerator:
             text=scanner.text,
             prompt_tokens=len(ids),
             new_tokens=new_tokens,
-            reused_tokens=plan.reused,
+            reused_tokens=reused,
             prefill_ms=prefill_ms,
             decode_ms=decode_ms,
             stop_reason=reason,  # type: ignore[arg-type]

@@ -167,6 +167,26 @@ def test_a_cancel_still_moves_the_suffix_for_the_next_keystroke(tiny_gguf: Path)
     assert again.text == reference.text
 
 
+def test_a_cancelled_recompute_keeps_the_moved_suffix_until_one_completes(
+    tiny_gguf: Path,
+) -> None:
+    gen = LlamaCppGenerator(tiny_gguf, model_id="tiny", threads=1, n_ctx=1024)
+    paste = PREFIX + "loads(handle.read())  # " + "parse the whole file " * 8
+    cold(gen, fim(paste), 1)
+    reference = last_logits(gen)
+    complete(gen, fim(PREFIX))
+    # Over the staleness limit at once: the suffix is evaluated again, but the keystroke's
+    # cancel stops that and the moved suffix stays in the cache.
+    stopped = complete(gen, fim(paste), cancel=True)
+    assert stopped.stop_reason == "cancelled"
+    assert stopped.reused_tokens > gen.count_tokens(SUFFIX) - TAIL_REFRESH
+    # The next request finds it too stale to serve from and evaluates it (all but the
+    # refreshed start, evaluated last time for this very text): a cold run's logits.
+    again = complete(gen, fim(paste), 1)
+    assert again.prompt_tokens - again.reused_tokens >= gen.count_tokens(SUFFIX) - TAIL_REFRESH
+    assert np.abs(last_logits(gen) - reference).max() < 0.05
+
+
 def test_a_cancel_without_a_moved_tail_keeps_only_the_exact_prefix(tiny_gguf: Path) -> None:
     gen = LlamaCppGenerator(tiny_gguf, model_id="tiny", threads=1, n_ctx=1024, reuse_tail=False)
     reference = cold(gen, fim(PREFIX + "loads(handle.read())"))

@@ -78,8 +78,15 @@ TYPED = KvPlan(head=3, tail=10, tail_at=3, shift=1)  # one token typed before a 
         (TYPED, Staleness(), 64, TYPED, Staleness(at=4, changed=1)),
         # Moving an already stale tail adds up.
         (TYPED, Staleness(at=3, changed=60), 64, TYPED, Staleness(at=4, changed=61)),
-        # ... until the limit: then the tail is evaluated again and all is exact.
-        (TYPED, Staleness(at=3, changed=64), 64, KvPlan(head=3), Staleness()),
+        # ... until the limit: then the tail is evaluated again (the moved one waits, and
+        # stays, as stale as counted, if a keystroke stops that).
+        (
+            TYPED,
+            Staleness(at=3, changed=64),
+            64,
+            KvPlan(head=3, tail=10, tail_at=3, shift=1, recompute_tail=True),
+            Staleness(at=4, changed=65),
+        ),
         # A backspace counts too (one token removed).
         (
             KvPlan(head=3, tail=10, tail_at=4, shift=-1),
@@ -106,13 +113,13 @@ TYPED = KvPlan(head=3, tail=10, tail_at=3, shift=1)  # one token typed before a 
             KvPlan(head=4),
             Staleness(),
         ),
-        # One big paste over the limit: no move even with nothing stale before.
+        # One big paste over the limit: evaluated again even with nothing stale before.
         (
             KvPlan(head=3, tail=10, tail_at=3, shift=80),
             Staleness(),
             64,
-            KvPlan(head=3),
-            Staleness(),
+            KvPlan(head=3, tail=10, tail_at=3, shift=80, recompute_tail=True),
+            Staleness(at=83, changed=80),
         ),
     ],
 )
