@@ -172,6 +172,7 @@ class LlamaCppGenerator:
         n_ctx: int = 4096,
         reuse_tail: bool = True,
         tail_refresh: int = TAIL_REFRESH,
+        max_stale: int = MAX_STALE_TOKENS,
     ) -> None:
         self.device = "cpu"
         self.model_id = model_id
@@ -182,6 +183,7 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
         self._reuse_tail = reuse_tail
         self._tail_refresh = tail_refresh
+        self._max_stale = max_stale
         self._prompt_len = 0
         """Tokens of the last prompt held in the KV cache (generated tokens follow them)."""
         self._stale = Staleness()
@@ -248,7 +250,7 @@ class LlamaCppGenerator:
         if not self._reuse_tail:
             return KvPlan(head=min(common_prefix_length(cached, ids), len(ids) - 1)), Staleness()
         plan = plan_reuse(cached, ids, refresh=self._tail_refresh)
-        return bound_staleness(plan, self._stale, refresh=self._tail_refresh)
+        return bound_staleness(plan, self._stale, refresh=self._tail_refresh, limit=self._max_stale)
 
     def _prefill(
         self, ids: list[int], plan: KvPlan, cancel: threading.Event
