@@ -44,9 +44,12 @@ def default_threads() -> int:
     """Threads for ``threads = 0``: leave a core to the editor and everything else.
 
     llama.cpp's worker threads spin at barriers, so one more thread than free cores collapses
-    its speed. Measured on this project's 2-core machine under load (BENCHMARKS.md): a
-    291-token prompt prefilled in 4.8-5.4 s with 1 thread and 15.8-19.3 s with 2. With more
-    cores, half the logical CPUs approximates the physical cores llama.cpp recommends.
+    its speed. Measured on this project's 2-core machine (BENCHMARKS.md, "Completion engine"):
+    idle, 2 threads prefilled ~1.6x faster than 1; with other work running (load average
+    2.8-3.6, alternating 1 and 2 threads on the same 757-token prompt) 2 threads took 3.5x the
+    wall time and 3.7x the CPU time of 1, and decoded at 1-6 tok/s against 36-42. An editor's
+    machine is rarely idle, so the default keeps the spare core. With more cores, half the
+    logical CPUs approximates the physical cores llama.cpp recommends.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
