@@ -12,6 +12,10 @@ harness's trace (comma-separated keystroke indexes), the llama.cpp backend's exa
 from ``--stale`` keystrokes earlier (first 0 / 32 / 64 tokens evaluated again), and with
 SPM order (suffix first) and a 64-token suffix, one line of greedy output each:
   python benchmarks/engine_backends.py --suffix-study 141,272,301,318,40,80,170,235
+
+With ``--thread-pairs N``: N pairs of the same cold request (the first 2,400 characters of the
+module as prefix, the next 800 as suffix, 16 tokens) on 1 and 2 llama.cpp threads,
+alternating, with wall and CPU time (this process's, all threads) and the load average.
 """
 
 from __future__ import annotations
@@ -42,7 +46,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--suffix-study", default="", help="keystroke indexes (see above)")
     parser.add_argument("--stale", type=int, default=8, help="keystrokes the moved KV is old")
+    parser.add_argument("--thread-pairs", type=int, default=0, help="1 vs 2 threads (see above)")
     args = parser.parse_args()
+    if args.thread_pairs:
+        thread_pairs(args)
+        return
     if args.suffix_study:
         suffix_study(args)
         return
@@ -99,6 +107,37 @@ def main() -> None:
             )
             print(name, results[name][-1], flush=True)
     print(json.dumps({"threads": threads, "results": results}, indent=1))
+
+
+def thread_pairs(args: argparse.Namespace) -> None:
+    """1 vs 2 threads on the same cold prompt, alternating (A B, B A, ...)."""
+    import os
+
+    model = resolve_model("qwen2.5-coder-0.5b")
+    assert model.gguf is not None
+    source = Path(inspect.getfile(import_module(args.module))).read_text(encoding="utf-8")
+    prompt = f"<|fim_prefix|>{source[:2400]}<|fim_suffix|>{source[2400:3200]}<|fim_middle|>"
+    gens = {t: LlamaCppGenerator(model.gguf, model_id=model.name, threads=t) for t in (1, 2)}
+    for i in range(args.thread_pairs):
+        for threads in (1, 2) if i % 2 == 0 else (2, 1):
+            gen = gens[threads]
+            gen.reset()
+            load = os.getloadavg()[0]
+            wall, cpu = time.perf_counter(), time.process_time()
+            out = gen.generate(
+                GenerationRequest(prompt=prompt, max_tokens=16, stop=(), max_lines=0),
+                threading.Event(),
+            )
+            row = {
+                "threads": threads,
+                "wall_s": round(time.perf_counter() - wall, 2),
+                "cpu_s": round(time.process_time() - cpu, 2),
+                "prefill_s": round(out.prefill_ms / 1000, 2),
+                "decode_tok_s": round((out.new_tokens - 1) / max(out.decode_ms / 1000, 1e-9), 1),
+                "prompt_tokens": out.prompt_tokens,
+                "load1": round(load, 2),
+            }
+            print(json.dumps(row), flush=True)
 
 
 def suffix_study(args: argparse.Namespace) -> None:

@@ -46,8 +46,8 @@ def default_threads() -> int:
     llama.cpp's worker threads spin at barriers, so one more thread than free cores collapses
     its speed. Measured on this project's 2-core machine (BENCHMARKS.md, "Completion engine"):
     idle, 2 threads prefilled ~1.6x faster than 1; with other work running (load average
-    2.8-3.6, alternating 1 and 2 threads on the same 757-token prompt) 2 threads took 3.5x the
-    wall time and 3.7x the CPU time of 1, and decoded at 1-6 tok/s against 36-42. An editor's
+    3.2-3.6, 1 and 2 threads alternating on the same 757-token prompt) 2 threads took 3.3x the
+    wall time and 3.4x the CPU time of 1, and decoded at 9-15 tok/s against 39-44. An editor's
     machine is rarely idle, so the default keeps the spare core. With more cores, half the
     logical CPUs approximates the physical cores llama.cpp recommends.
     """
