@@ -196,3 +196,47 @@ def test_a_cancel_without_a_moved_tail_keeps_only_the_exact_prefix(tiny_gguf: Pa
     again = complete(gen, fim(PREFIX + "loads(handle.read())"))
     assert again.reused_tokens < again.prompt_tokens - gen.count_tokens(SUFFIX)
     assert again.text == reference.text
+
+
+def test_an_adapter_applies_on_the_recreated_context(
+    tiny_gguf: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The backend recreates llama.cpp's context (two sequences): the LoRA must follow it."""
+    import torch
+    from llama_cpp import Llama
+    from peft import LoraConfig, get_peft_model
+    from pilotfish.training.export import write_gguf_lora
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    peft = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)),
+        LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"]),
+    )
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # a fresh adapter is a no-op
+    adapter = tmp_path / "adapter"
+    peft.save_pretrained(str(adapter))
+    write_gguf_lora(adapter, adapter / "adapter.gguf", "qwen2")
+
+    gen = LlamaCppGenerator(tiny_gguf, model_id="tiny", threads=1, n_ctx=1024)
+    complete(gen, fim(PREFIX), 1)
+    base = last_logits(gen)
+    gen.set_adapter(adapter)
+    complete(gen, fim(PREFIX), 1)
+    tuned = last_logits(gen)
+    plain = Llama(
+        model_path=str(tiny_gguf),
+        n_ctx=1024,
+        n_threads=1,
+        logits_all=True,
+        lora_path=str(adapter / "adapter.gguf"),
+        verbose=False,
+    )
+    tokens = plain.tokenize(fim(PREFIX).encode(), add_bos=False, special=True)
+    plain.eval(tokens)
+    expected = np.array(plain.scores[len(tokens) - 1])
+    assert np.abs(tuned - base).max() > 0.5  # the adapter moves the output...
+    assert np.abs(tuned - expected).max() < 0.05  # ... as llama.cpp's own context applies it
