@@ -71,7 +71,7 @@ def main() -> None:
             model.folder, model_id=model.name, device="cpu", threads=threads
         ),
     }
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in backends}
+    results: dict[str, list[dict[str, object]]] = {name: [] for name in backends}
     for step in range(args.keystrokes + 1):
         column = indent + 4 + step
         request = CompletionRequest(

@@ -57,7 +57,9 @@ def write_tiny_gguf(folder: Path, out: Path) -> Path:
     writer.add_add_bos_token(False)
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, config["num_hidden_layers"])
     for name, tensor in load_file(str(folder / "model.safetensors")).items():
-        writer.add_tensor(names.get_name(name, try_suffixes=(".weight", ".bias")), tensor)
+        gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        assert gguf_name is not None, name
+        writer.add_tensor(gguf_name, tensor)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
