@@ -168,9 +168,12 @@ def test_remote_engine_matches_local_llamacpp(llama_server: str) -> None:
     )
     want = local.complete(request)
     assert got.source == "model" and got.backend == "openai"
-    assert "pi" in got.text and "radius" in got.text, got.text
-    assert got.text == want.text
-    assert got.prompt_tokens == want.prompt_tokens
+    assert got.prompt == want.prompt and got.prompt_tokens == want.prompt_tokens
+    # Both right; the texts themselves may differ: the server evaluates the prompt in one
+    # batch, the local backend in chunks, and on AVX-512 kernels that reorders sums enough to
+    # flip a near-tie (`2 * math.pi * radius` vs `math.pi * radius * 2` on this machine).
+    for text in (got.text, want.text):
+        assert "pi" in text and "radius" in text and "\n" not in text, text
 
 
 @pytest.mark.model
