@@ -1,7 +1,7 @@
 """Line-completion quality on held-out lines of a real history: in-file vs Jaccard vs pilotfish.
 
     python benchmarks/completion_quality.py [--repo DIR] [--commits 30] [--lines 36]
-        [--cross 20] [--seed 0] [--position line-start|before-name] [--conditions ...]
+        [--cross 20] [--seed 0] [--position line-start|before-name|in-name] [--conditions ...]
         [--json OUT]
 
 Held-out lines are lines that the newest first-parent commits of ``--repo`` (default: this
@@ -292,12 +292,16 @@ def typed_part(case: Case, position: str) -> str:
 
     ``line-start``: nothing (the cursor after the indentation). ``before-name``: the line up to
     the cross-file name it uses (nothing for other lines), the moment an editor asks again
-    after the user typed ``x = `` or ``obj.``; the rest of the line is the target.
+    after the user typed ``x = `` or ``obj.``; ``in-name``: two letters of the name more (what
+    retrieval's typed-prefix lookup needs). The rest of the line is the target.
     """
     if position == "line-start" or not case.cross_name:
         return ""
     match = re.search(rf"\b{re.escape(case.cross_name)}\b", case.target)
-    return case.target[: match.start()] if match else ""
+    if match is None:
+        return ""
+    typed = 2 if position == "in-name" else 0  # the first letters of the name, as typed
+    return case.target[: match.start() + typed]
 
 
 def run(
@@ -412,7 +416,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
         "--position",
-        choices=("line-start", "before-name"),
+        choices=("line-start", "before-name", "in-name"),
         default="line-start",
         help="where on the held-out line the cursor is (see typed_part)",
     )
