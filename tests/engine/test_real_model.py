@@ -85,15 +85,7 @@ def test_cancel_during_prefill_keeps_the_evaluated_prefix(generator) -> None:
     assert resumed.reused_tokens >= 64 and resumed.new_tokens > 0
 
 
-MID_FILE = """class Wrapper:
-    def __init__(self, width=70, indent="", tabsize=8):
-        self.width = width
-        self.indent = indent
-        self.tabsize = tabsize
-
-    def describe(self):
-        return f"Wrapper(width={self.width}, indent={self.indent!r})"
-
+MID_FILE = SOURCE + """
     def expand(self, text):
         return text.expandtabs(self.tabsize)
 
