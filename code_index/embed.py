@@ -251,6 +251,17 @@ class TransformerEmbedder:
         return out
 
 
+def vector_key(model: str, backend: str) -> str:
+    """What stored vectors are keyed by: the model, and int8, whose vectors differ from fp32's.
+
+    torch and ONNX Runtime in fp32 give the same vectors (cosine 1.0000), so they share a key;
+    switching to or from int8 changes the key, and the index embeds its chunks again rather
+    than mixing the two kinds in one vector space.
+    """
+    name = model or "all-MiniLM-L6-v2"
+    return f"{name}+int8" if backend == "onnx-int8" else name
+
+
 def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 32,
                   threads: int = 1, backend: str = "auto", cache_dir: Path | None = None,
                   ) -> TransformerEmbedder:

@@ -24,7 +24,7 @@ from .docs import (
     split_markdown,
     split_rst,
 )
-from .embed import EmbedderUnavailableError, TransformerEmbedder, load_embedder
+from .embed import EmbedderUnavailableError, TransformerEmbedder, load_embedder, vector_key
 from .files import SourceFile, check_text, read_file, select_files
 from .languages import DOC_SUFFIXES, has_grammar, language_of_path
 from .retrieve import Retriever
@@ -156,7 +156,7 @@ class Index:
         embedder = self.embedder()
         if embedder is None:
             return None
-        model = self.config.embedding_model or "all-MiniLM-L6-v2"
+        model = vector_key(self.config.embedding_model, embedder.backend)
         stored_model = self.store.get_meta("embedding_model")
         if stored_model != model:
             with self.store.transaction() as db:

@@ -203,3 +203,25 @@ def test_dense_is_skipped_when_it_does_not_fit_the_budget(
         assert all(s.source != "dense" for s in snippets)
     finally:
         index.close()
+
+
+def test_switching_to_int8_embeds_again_instead_of_mixing_vectors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, data = tmp_path / "repo", tmp_path / "data"
+    repo.mkdir()
+    (repo / "maths.py").write_text("def mean(values):\n    return sum(values) / len(values)\n")
+    monkeypatch.setenv("PILOTFISH_EMBED_BACKEND", "onnx")
+    index = Index(repo, data, IndexConfig(dependency_docs=False))
+    assert index.build().embedded == 1
+    index.close()
+    assert Store(data).get_meta("embedding_model") == "all-MiniLM-L6-v2"
+    monkeypatch.setenv("PILOTFISH_EMBED_BACKEND", "onnx-int8")
+    index = Index(repo, data, IndexConfig(dependency_docs=False))
+    try:
+        index.open_vectors()  # another kind of vector: the stored ones are dropped
+        assert index.store.get_meta("embedding_model") == "all-MiniLM-L6-v2+int8"
+        assert index.store.embedding_counts() == (0, 1)
+        assert index.build().embedded == 1  # and the chunk is embedded again
+    finally:
+        index.close()
