@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from .cpu_load import OtherLoad, threads_for
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
 
 log = logging.getLogger(__name__)
@@ -40,22 +41,27 @@ def llamacpp_available() -> bool:
     return True
 
 
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
-    """Threads for ``threads = 0``: leave a core to the editor and everything else.
+    """Threads for ``threads = 0`` before anything is known: leave a core to everything else.
 
     llama.cpp's worker threads spin at barriers, so one more thread than free cores collapses
     its speed. Measured on this project's 2-core machine (BENCHMARKS.md, "Completion engine"):
     idle, 2 threads prefilled ~1.6x faster than 1; with other work running (load average
     3.2-3.6, 1 and 2 threads alternating on the same 757-token prompt) 2 threads took 3.3x the
-    wall time and 3.4x the CPU time of 1, and decoded at 9-15 tok/s against 39-44. An editor's
-    machine is rarely idle, so the default keeps the spare core. With more cores, half the
-    logical CPUs approximates the physical cores llama.cpp recommends.
+    wall time and 3.4x the CPU time of 1, and decoded at 9-15 tok/s against 39-44. From the
+    second request on, an automatic count follows the other processes' load (cpu_load.py).
+    With more cores, half the logical CPUs approximates the physical cores llama.cpp
+    recommends.
     """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, cpus - 1) if cpus <= 4 else cpus // 2
+    return threads_for(cpu_count(), None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +187,8 @@ class LlamaCppGenerator:
         self.model_id = model_id
         self._gguf = gguf
         self._threads = threads or default_threads()
+        # threads = 0: the count follows how busy the other processes keep the CPUs.
+        self._load_meter = OtherLoad() if threads == 0 and cpu_count() <= 4 else None
         self._n_ctx = n_ctx
         self._adapter: str | None = None
         self._lock = threading.Lock()
@@ -308,10 +316,28 @@ class LlamaCppGenerator:
         self._prompt_len = llm.n_tokens
         return "moved" if plan.tail else "fresh"
 
+    def _adapt_threads(self, llm: Any) -> None:
+        """All cores while the other processes leave them idle, one fewer otherwise."""
+        if self._load_meter is None:
+            return
+        wanted = threads_for(cpu_count(), self._load_meter.sample())
+        if wanted != self._threads:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(llm._ctx.ctx, wanted, wanted)
+            log.debug("llama.cpp threads: %d -> %d", self._threads, wanted)
+            self._threads = wanted
+
+    @property
+    def threads(self) -> int:
+        """Threads llama.cpp computes with now."""
+        return self._threads
+
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
         """Greedy decoding; llama.cpp evaluates only the prompt tokens not already cached."""
         with self._lock:
             llm = self._llm
+            self._adapt_threads(llm)
             ids = llm.tokenize(request.prompt.encode(), add_bos=False, special=True)
             budget = self._n_ctx - request.max_tokens - 1
             if len(ids) > budget:
