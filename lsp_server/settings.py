@@ -33,7 +33,8 @@ class ModelSettings:
     api_key_env: str = "PILOTFISH_API_KEY"
     """Environment variable that holds the remote server's API key, if it needs one."""
     threads: int = 0
-    """CPU threads for local inference; 0 means automatic (llama.cpp leaves a core free)."""
+    """CPU threads for local inference; 0 means automatic (llama.cpp: all cores while other
+    processes leave them idle, one fewer otherwise)."""
     adapter: str = "auto"
     """``auto`` uses the repository's current adapter, ``none`` disables it, or a folder."""
 
