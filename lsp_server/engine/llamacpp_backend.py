@@ -199,6 +199,8 @@ class LlamaCppGenerator:
         """Tokens of the last prompt held in the KV cache (generated tokens follow them)."""
         self._stale = Staleness()
         self._llm: Any = self._load(None)
+        if self._load_meter is not None:
+            self._load_meter.sample()  # from model load on: the first request has a measure
 
     def _load(self, lora: Path | None) -> Any:
         from llama_cpp import Llama
