@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the lent GPU machine (device tool, carry [".whl", ".tok"] made by scripts/gpu_prepare.sh):
 # the CUDA tests, then serving and LoRA-training speed with the exact Qwen2.5-Coder shapes
-# (random weights: real ones cannot travel there). About 8 minutes on one H100/H200; results
+# (random weights: real ones cannot travel there). Sized for one device call of under 10
+# minutes with per-step timeouts; not yet run on a GPU (none has been lent). Results
 # land in $OUT (JSON lines and logs) for BENCHMARKS.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
