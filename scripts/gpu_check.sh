@@ -16,13 +16,16 @@ for pkg in lsp_server code_index training; do ln -sfn "$PWD/$pkg" "/tmp/pf/pilot
 export PYTHONPATH=/tmp/pf:/tmp/site PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, transformers, peft; print(torch.__version__, transformers.__version__, peft.__version__)" | tee -a "$OUT/gpu.txt"
-timeout 240 python3 -m pytest -m gpu tests/engine/test_engine.py tests/training/test_train.py \
+timeout 120 python3 -m pytest -m gpu tests/engine/test_engine.py tests/training/test_train.py \
   -q -p no:cacheprovider 2>&1 | tee "$OUT/gpu-tests.log"
+# Per-step limits add up to 560 s, inside the device tool's 600 s per call.
 for size in 0.5b 1.5b; do
-  timeout 150 python3 benchmarks/gpu_engine.py --size "$size" --tokenizer .tok --runs 5 \
+  limit=$([ "$size" = 0.5b ] && echo 90 || echo 150)
+  timeout "$limit" python3 benchmarks/gpu_engine.py --size "$size" --tokenizer .tok --runs 5 \
     2>>"$OUT/stderr.log" | tee -a "$OUT/engine.jsonl"
 done
 for size in 0.5b 1.5b; do
-  timeout 150 python3 benchmarks/train_speed.py --size "$size" --steps 12 --device cuda \
+  limit=$([ "$size" = 0.5b ] && echo 80 || echo 120)
+  timeout "$limit" python3 benchmarks/train_speed.py --size "$size" --steps 12 --device cuda \
     2>>"$OUT/stderr.log" | tee -a "$OUT/train.jsonl"
 done
