@@ -22,7 +22,14 @@ from .context import CompletionRequest, build_context, wants_multiline
 from .generate import Generation, GenerationRequest, Generator
 from .postprocess import PostContext, postprocess
 from .prefilter import PrefilterOptions, skip_reason
-from .prompt import Prompt, PromptBudget, build_prompt, keep_head, restore_trailing_space
+from .prompt import (
+    Prompt,
+    PromptBudget,
+    build_prompt,
+    keep_head,
+    restore_trailing_space,
+    shows_context,
+)
 from .templates import ContextStyle, FimTemplate, template_for
 
 log = logging.getLogger(__name__)
@@ -193,14 +200,6 @@ class CompletionEngine:
                 started,
             )
 
-        snippets: Sequence[Snippet] = ()
-        if self.retrieve is not None and self.settings.retrieval_tokens > 0:
-            try:
-                snippets = self.retrieve(ctx, self.settings.retrieval_tokens)
-            except Exception:  # retrieval must never cost the user a completion
-                log.exception("retrieval failed; completing with in-file context only")
-        t = lap("retrieval", t)
-
         budget = PromptBudget(
             infile_tokens=self.settings.context_tokens,
             retrieval_tokens=self.settings.retrieval_tokens,
@@ -210,6 +209,16 @@ class CompletionEngine:
                 else self.context_at_line_start
             ),
         )
+        snippets: Sequence[Snippet] = ()
+        # No retrieval where the prompt would not show it (the start of a line, base model).
+        if (self.retrieve is not None and self.settings.retrieval_tokens > 0
+                and shows_context(ctx, budget)):
+            try:
+                snippets = self.retrieve(ctx, self.settings.retrieval_tokens)
+            except Exception:  # retrieval must never cost the user a completion
+                log.exception("retrieval failed; completing with in-file context only")
+        t = lap("retrieval", t)
+
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
         prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets,
                               style=self.context_style)

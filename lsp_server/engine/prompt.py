@@ -31,8 +31,8 @@ class PromptBudget:
     context_at_line_start: bool = True
     """Whether retrieved context is shown when nothing is typed on the cursor's line yet.
 
-    The served base model does better without it there (measured three times on held-out
-    lines, BENCHMARKS.md "Completion quality"); adapters are trained and served with it."""
+    The served base model does better without it there (every held-out-line measurement,
+    BENCHMARKS.md "Completion quality"); adapters are trained and served with it."""
     suffix_share: float = 0.25
     """Share of the in-file budget the text after the cursor may take."""
 
@@ -73,7 +73,7 @@ def build_prompt(
 
     used: list[Snippet] = []
     spent = 0
-    if not budget.context_at_line_start and not ctx.prefix.rsplit("\n", 1)[-1].strip():
+    if not shows_context(ctx, budget):
         snippets = ()
     for snippet in usable_snippets(ctx, snippets):
         if len(used) >= budget.max_snippets:
@@ -103,6 +103,11 @@ def build_prompt(
         template_version=template.version if style == "repo" else f"{template.version}-{style}",
         trimmed=trimmed,
     )
+
+
+def shows_context(ctx: CursorContext, budget: PromptBudget) -> bool:
+    """Whether the prompt for ``ctx`` shows retrieved context at all (see the budget's rule)."""
+    return budget.context_at_line_start or bool(ctx.prefix.rsplit("\n", 1)[-1].strip())
 
 
 def usable_snippets(ctx: CursorContext, snippets: Sequence[Snippet]) -> list[Snippet]:

@@ -154,9 +154,10 @@ def test_base_model_gets_no_context_at_line_start_adapters_do(
 
     engine = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve)
     blank = engine.prepare(at_end("import os\n\ndef f():\n    "))
+    assert not asked  # nothing to show: retrieval is not even run
     typed = engine.prepare(at_end("import os\n\ndef f():\n    x = ", key="other"))
     assert isinstance(blank, Pending) and isinstance(typed, Pending)
-    assert not blank.prompt.snippets and typed.prompt.snippets
+    assert not blank.prompt.snippets and typed.prompt.snippets and len(asked) == 1
     forced = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve,
                               context_at_line_start=True)
     shown = forced.prepare(at_end("import os\n\ndef f():\n    ", key="third"))
