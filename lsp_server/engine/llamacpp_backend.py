@@ -188,7 +188,8 @@ class LlamaCppGenerator:
         self._gguf = gguf
         self._threads = threads or default_threads()
         # threads = 0: the count follows how busy the other processes keep the CPUs.
-        self._load_meter = OtherLoad() if threads == 0 and cpu_count() <= 4 else None
+        self._cpus = cpu_count()
+        self._load_meter = OtherLoad() if threads == 0 and self._cpus <= 4 else None
         self._n_ctx = n_ctx
         self._adapter: str | None = None
         self._lock = threading.Lock()
@@ -322,7 +323,7 @@ class LlamaCppGenerator:
         """All cores while the other processes leave them idle, one fewer otherwise."""
         if self._load_meter is None:
             return
-        wanted = threads_for(cpu_count(), self._load_meter.sample())
+        wanted = threads_for(self._cpus, self._load_meter.sample())
         if wanted != self._threads:
             import llama_cpp
 
