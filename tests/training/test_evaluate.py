@@ -125,7 +125,9 @@ def test_gate_promotes_an_adapter_that_wins_and_reports(tmp_path: Path) -> None:
     assert result.conditions["adapter+retrieval"]["exact_match"] == 100.0
     assert result.gate["passed"] is True
     assert result.gate["compared"] == ["base+retrieval", "adapter+retrieval"]
-    assert len(seen_snippets) == 2 * len(cases)  # only the +retrieval conditions retrieve
+    # Only +retrieval conditions retrieve, and at the start of a line (every case here) only with
+    # the adapter: the base model is served without context there, so it is measured so too.
+    assert len(seen_snippets) == len(cases)
     assert gen.adapter is None  # left as found
     files = write_report(
         tmp_path / "r",
