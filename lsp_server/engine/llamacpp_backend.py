@@ -7,13 +7,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from .cpu_load import OtherLoad, threads_for
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
+from .lookup import DraftPolicy, propose
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,15 @@ def bound_staleness(
     return replace(plan, recompute_tail=total > limit), Staleness(at=min(starts), changed=total)
 
 
+@dataclass(kw_only=True)
+class LookupStats:
+    """Prompt lookup in one request: drafts verified, their tokens, and those accepted."""
+
+    steps: int = 0
+    drafted: int = 0
+    accepted: int = 0
+
+
 class LlamaCppGenerator:
     """A GGUF model served by llama.cpp; its KV cache reuses what consecutive prompts share.
 
@@ -182,6 +192,8 @@ class LlamaCppGenerator:
         reuse_tail: bool = True,
         tail_refresh: int = TAIL_REFRESH,
         max_stale: int = MAX_STALE_TOKENS,
+        prompt_lookup: bool = True,
+        draft_policy: DraftPolicy | None = None,
     ) -> None:
         self.device = "cpu"
         self.model_id = model_id
@@ -199,6 +211,10 @@ class LlamaCppGenerator:
         self._prompt_len = 0
         """Tokens of the last prompt held in the KV cache (generated tokens follow them)."""
         self._stale = Staleness()
+        self.draft_policy = (draft_policy or DraftPolicy()) if prompt_lookup else None
+        """Prompt lookup's policy for greedy requests (counts start afresh each); ``None``: off."""
+        self.lookup_stats = LookupStats()
+        """What prompt lookup drafted and saw accepted in the last greedy request."""
         self._llm: Any = self._load(None)
         if self._load_meter is not None:
             self._load_meter.sample()  # from model load on: the first request has a measure
@@ -346,6 +362,7 @@ class LlamaCppGenerator:
             if len(ids) > budget:
                 ids = ids[-budget:]
             plan, stale = self._plan(ids)
+            self.lookup_stats = LookupStats()
             start = time.perf_counter()
             prefilled = self._prefill(ids, plan, cancel)
             reused = plan.head if prefilled == "fresh" else plan.reused
@@ -376,14 +393,19 @@ class LlamaCppGenerator:
             reason = "length"
             prefill_ms = 0.0
             decode_start = start
-            for token in llm.generate(
-                ids,
-                temp=request.temperature,
-                top_k=1 if request.temperature <= 0 else 40,
-                top_p=1.0,
-                min_p=0.0,
-                repeat_penalty=1.0,
-            ):
+            tokens = (
+                self._greedy(llm, ids, request.max_tokens)
+                if request.temperature <= 0
+                else llm.generate(
+                    ids,
+                    temp=request.temperature,
+                    top_k=40,
+                    top_p=1.0,
+                    min_p=0.0,
+                    repeat_penalty=1.0,
+                )
+            )
+            for token in tokens:
                 if new_tokens == 0:
                     prefill_ms = (time.perf_counter() - start) * 1000
                     decode_start = time.perf_counter()
@@ -417,6 +439,46 @@ class LlamaCppGenerator:
             decode_ms=decode_ms,
             stop_reason=reason,  # type: ignore[arg-type]
         )
+
+    def _greedy(self, llm: Any, ids: list[int], max_tokens: int) -> Iterator[int]:
+        """Greedy tokens after ``ids``, several per model call where prompt lookup pays.
+
+        The cache holds ``ids`` but its last token. Each step evaluates the last chosen token,
+        followed by a draft when the policy wants one, with logits at every position: the
+        draft's tokens are accepted while they equal the model's choice after the token
+        before them, and the model's choice after the last accepted one comes free. The KV
+        cells of rejected draft tokens are dropped at once, so ``n_tokens`` and ``input_ids``
+        describe the cache after every step, as the next request's plan reads them. A
+        consumer that stops early leaves accepted but unread tokens in the cache; the next
+        plan reuses only the prompt, so they do no harm.
+        """
+        history = list(ids)
+        policy = replace(self.draft_policy or DraftPolicy(k_max=0))  # fresh counts
+        stats = self.lookup_stats
+        _memory_call(llm, "llama_memory_seq_rm", _MAIN_SEQ, llm.n_tokens, -1)
+        emitted = 0
+        while emitted < max_tokens:
+            room = min(max_tokens - emitted - 1, self._n_ctx - llm.n_tokens - 2, llm.n_batch - 1)
+            draft = propose(history, min(policy.k_max, room)) if policy.k_max > 0 else []
+            verify = draft if policy.wants(draft) else []
+            chosen = _evaluate(llm, [history[-1], *verify])
+            accepted = 0
+            while accepted < len(verify) and verify[accepted] == chosen[accepted]:
+                accepted += 1
+            if verify:
+                policy.record(len(verify), accepted)
+                stats.steps += 1
+                stats.drafted += len(verify)
+                stats.accepted += accepted
+                # Cells past the last accepted token belong to rejected drafts.
+                llm.n_tokens -= len(verify) - accepted
+                _memory_call(llm, "llama_memory_seq_rm", _MAIN_SEQ, llm.n_tokens, -1)
+            else:
+                policy.observe(draft, chosen[0])
+            for token in [*verify[:accepted], chosen[accepted]]:
+                history.append(token)
+                emitted += 1
+                yield token
 
 
 # llama.cpp accepts a batch for a sequence only at the position after the sequence's last one
@@ -473,6 +535,21 @@ def _unpark_tail(llm: Any, tail: list[int]) -> None:
     _memory_call(llm, "llama_memory_seq_rm", _PARKED_SEQ, -1, -1)
     llm.input_ids[llm.n_tokens : llm.n_tokens + len(tail)] = tail
     llm.n_tokens += len(tail)
+
+
+def _evaluate(llm: Any, tokens: list[int]) -> list[int]:
+    """Evaluate ``tokens`` after the cache; the model's greedy choice after each of them."""
+    import numpy as np
+
+    at = llm.n_tokens
+    llm._batch.set_batch(batch=tokens, n_past=at, logits_all=True)
+    llm._ctx.decode(llm._batch)
+    llm.input_ids[at : at + len(tokens)] = tokens
+    llm.n_tokens += len(tokens)
+    llm._requires_eval = False
+    logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(tokens), llm.n_vocab()))
+    # The first of several equal logits, as llama.cpp's greedy sampler picks.
+    return [int(i) for i in logits.argmax(axis=1)]
 
 
 def _decode(llm: Any, tokens: list[int]) -> None:
