@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .languages import normalize_language
+from .pytypes import TypeHint, return_annotation, typed_member_uses
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -157,7 +158,9 @@ BOUND_WINDOW = 400  # lines before the cursor searched for local bindings (half 
 MEMBER_WEIGHT = 0.5  # `x.name` with an unknown `x`: any same-named member may be meant
 RESOLVED_WEIGHT = 3.0  # a use that imports or a class resolve to one definition is certain
 MAX_CLASS_DEPTH = 3
-MAX_CLASS_LOOKUPS = 6  # `self.x` / `Class.x` resolutions per request (a few queries each)
+MAX_CLASS_LOOKUPS = 10  # `self.x` / `Class.x` resolutions per request (a few queries each)
+MAX_TYPE_LOOKUPS = 8  # variables' types resolved per request (`x = make()`: one query each)
+MAX_DUCK_VARIABLES = 16  # variables typed by the members used on them, most used first
 _CHAIN_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
 _SCOPE_RE = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([A-Za-z_]\w*)")
 _PY_FROM_RE = re.compile(
@@ -310,15 +313,6 @@ def name_uses(prefix: str, suffix: str, *, comment: str | None = "#",
     if comment:
         before_lines = strip_prose("\n".join(before_lines), comment).split("\n")
         after_lines = strip_prose("\n".join(after_lines), comment).split("\n")
-    scopes = enclosing_scopes(before_lines)
-    scope_start = scopes[0][0] if scopes else len(before_lines)
-    scope_indent = _indent(before_lines[scope_start]) if scopes else -1
-    scope_end = len(after_lines)
-    if scopes:
-        for j, line in enumerate(after_lines[1:], start=1):
-            if line.strip() and _indent(line) <= scope_indent:
-                scope_end = j
-                break
     uses: dict[str, NameUses] = {}
 
     def add(line: str, weight: float) -> None:
@@ -336,16 +330,36 @@ def name_uses(prefix: str, suffix: str, *, comment: str | None = "#",
                     qual = ".".join(parts[:k])
                     use.qualified[qual] = use.qualified.get(qual, 0.0) + weight
 
-    last = len(before_lines) - 1
-    for i, line in enumerate(before_lines):
+    weights = line_weights(before_lines, after_lines)
+    for line, weight in zip([*before_lines, *after_lines], weights, strict=True):
         if line.strip():
-            weight = 1.0 / (1.0 + (last - i) / USE_DECAY_LINES)
-            add(line, weight * (SCOPE_BONUS if i > scope_start else 1.0))
-    for j, line in enumerate(after_lines):
-        if line.strip():
-            weight = 1.0 / (1.0 + j / USE_DECAY_LINES)
-            add(line, weight * (SCOPE_BONUS if scopes and j < scope_end else 1.0))
+            add(line, weight)
     return uses
+
+
+def line_weights(before_lines: list[str], after_lines: list[str]) -> list[float]:
+    """The proximity weight of each line of ``before_lines + after_lines`` (the cursor between).
+
+    A line ``d`` lines from the cursor weighs ``1 / (1 + d / USE_DECAY_LINES)``, doubled inside
+    the enclosing function or class.
+    """
+    scopes = enclosing_scopes(before_lines)
+    scope_start = scopes[0][0] if scopes else len(before_lines)
+    scope_indent = _indent(before_lines[scope_start]) if scopes else -1
+    scope_end = len(after_lines)
+    if scopes:
+        for j, line in enumerate(after_lines[1:], start=1):
+            if line.strip() and _indent(line) <= scope_indent:
+                scope_end = j
+                break
+    last = len(before_lines) - 1
+    weights = [1.0 / (1.0 + (last - i) / USE_DECAY_LINES) * (SCOPE_BONUS if i > scope_start
+                                                               else 1.0)
+               for i in range(len(before_lines))]
+    weights.extend(1.0 / (1.0 + j / USE_DECAY_LINES) * (SCOPE_BONUS if scopes and j < scope_end
+                                                        else 1.0)
+                   for j in range(len(after_lines)))
+    return weights
 
 
 class Retriever:
@@ -459,7 +473,7 @@ class Retriever:
         try:
             t0 = time.perf_counter()
             local = self._local_names(db, cur_rel)
-            typed = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line)
+            typing = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line)
             language = normalize_language(ctx.language)
             comment = "#" if language in _HASH_COMMENTS else "//"
             if language == "python":
@@ -475,9 +489,18 @@ class Retriever:
                 "\n", BOUND_WINDOW // 2)[: BOUND_WINDOW // 2]
             bound = bound_names("\n".join(window)) if language == "python" else (set(), set())
             uses = name_uses(code_before, code_after, comment=None)
+            typed: dict[tuple[TypeHint, str], float] = {}
+            if language == "python":
+                before_lines = code_before.split("\n")
+                after_lines = code_after.split("\n")
+                raw = ("\n".join(ctx.prefix.split("\n")[-MAX_SCAN_BEFORE:]).split("\n")
+                       + ctx.suffix.split("\n", MAX_SCAN_AFTER)[:MAX_SCAN_AFTER])
+                typed = typed_member_uses(raw, [*before_lines, *after_lines],
+                                          line_weights(before_lines, after_lines))
             symbols = self._use_candidates(
                 db, uses, imports,
                 enclosing_scopes(code_before.split("\n")), cur_rel, cursor_line, local, bound,
+                typed,
             )
             imported, modules = _module_paths(ctx.prefix[:20000])
             # The first ranking (nearest name first) fused with the use-based one: each finds
@@ -487,10 +510,10 @@ class Retriever:
                        or (n in uses and uses[n].qualified)]
             nearest = self._symbol_candidates(db, unbound, imported, modules, cur_rel,
                                               cursor_line, local)
-            if typed:  # what is being typed leads; the rest keeps its order after it
-                keys = {(c.path, c.start_line) for c in typed}
-                symbols = typed + [c for c in symbols if (c.path, c.start_line) not in keys]
-                nearest = typed + [c for c in nearest if (c.path, c.start_line) not in keys]
+            if typing:  # what is being typed leads; the rest keeps its order after it
+                keys = {(c.path, c.start_line) for c in typing}
+                symbols = typing + [c for c in symbols if (c.path, c.start_line) not in keys]
+                nearest = typing + [c for c in nearest if (c.path, c.start_line) not in keys]
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             t2 = time.perf_counter()
@@ -720,14 +743,15 @@ class Retriever:
         self, db: sqlite3.Connection, uses: dict[str, NameUses], imports: dict[str, PyImport],
         scopes: list[tuple[int, str, str]], cur_rel: str | None, cursor_line: int,
         local: set[str], bound: tuple[set[str], set[str]] = (set(), set()),
+        typed: dict[tuple[TypeHint, str], float] | None = None,
     ) -> list[Candidate]:
         """Definitions the file's names resolve to, ranked by the evidence of their uses.
 
         Each use of a name adds its proximity weight to the definitions it may refer to:
         all of it to one definition when imports or a class resolve it (``from .x import f``,
-        ``mod.f``, ``self.f`` inherited from a base in another file), a share otherwise
-        (split among same-named definitions). Names imported from outside the repository
-        add nothing.
+        ``mod.f``, ``self.f`` inherited from a base in another file, ``x.f`` with ``x`` of a
+        known class: ``typed``), a share otherwise (split among same-named definitions).
+        Names imported from outside the repository add nothing.
         """
         modules = self._module_map(db) if imports or uses else {}
         resolved: dict[str, tuple[str, int | None, str | None]] = {
@@ -769,6 +793,25 @@ class Retriever:
         columns = ("SELECT s.name, s.kind, s.qualified_name, s.id, s.start_line, s.end_line, "
                    "s.outer_start_line, f.path, f.origin, f.package FROM symbols s "
                    "JOIN files f ON f.id=s.file_id ")
+        classes: dict[TypeHint, str | None] = {}
+        typed_members: list[tuple[str, str, float]] = []  # (class, member, weight)
+        for (hint, name), weight in sorted((typed or {}).items(), key=lambda kv: -kv[1]):
+            if hint not in classes:
+                if len(classes) >= MAX_TYPE_LOOKUPS:
+                    continue
+                classes[hint] = self._hint_class(db, hint, resolved, cur_class)
+            cls = classes[hint]
+            if cls is not None:
+                typed_members.append((cls, name, weight))
+        typed_members.extend(self._duck_typed(db, uses, resolved))
+        for cls, name, weight in typed_members:
+            members[(cls, name)] = members.get((cls, name), 0.0) + weight
+            # The class itself, whose outline shows every method the variable may use.
+            what = resolved.get(cls)
+            if what is not None and what[0] == "name" and what[1] is not None and what[2]:
+                exact[(what[1], what[2])] = exact.get((what[1], what[2]), 0.0) + weight
+            elif what is None:
+                generic.setdefault(cls, [0.0, 0.0])[0] += weight
         if exact:
             fids = sorted({fid for fid, _ in exact})
             names = sorted({n for _, n in exact})
@@ -847,6 +890,79 @@ class Retriever:
             db, [(row, imp) for _, row, imp in ranked[:MAX_SYMBOL_CANDIDATES]], cur_rel,
             "used in this file",
         )
+
+    @staticmethod
+    def _duck_typed(db: sqlite3.Connection, uses: dict[str, NameUses],
+                    resolved: dict[str, tuple[str, int | None, str | None]],
+                    ) -> list[tuple[str, str, float]]:
+        """``(class, member, weight)`` for variables typed by the members the file uses on them.
+
+        ``msg.get_content_type()`` and ``msg.set_param(...)`` in one file: the one repository
+        class that defines both (and more of the variable's members than any other) is
+        ``msg``'s, so its other members (and its outline) are likely on the next line too.
+        """
+        by_qualifier: dict[str, dict[str, float]] = {}
+        for name, use in uses.items():
+            for qual, weight in use.qualified.items():
+                head = qual.split(".", 1)[0]
+                if (qual in _SELF_NAMES or head in resolved or qual[:1].isupper()
+                        or head[:1].isupper()):
+                    continue  # modules, classes and `self` are resolved elsewhere
+                by_qualifier.setdefault(qual, {})[name] = weight
+        candidates = sorted(((q, attrs) for q, attrs in by_qualifier.items() if len(attrs) >= 2),
+                            key=lambda qa: -sum(qa[1].values()))[:MAX_DUCK_VARIABLES]
+        names = sorted({n for _, attrs in candidates for n in attrs})[:MAX_LOOKUP_NAMES]
+        if not names:
+            return []
+        defined_by: dict[str, set[str]] = {}  # class -> the variable's members it defines
+        for name, qual in db.execute(
+            f"SELECT name, qualified_name FROM symbols WHERE name IN ({','.join('?' * len(names))})"
+            " AND qualified_name != name AND kind IN ('method', 'field', 'function') LIMIT 20000",
+            names,
+        ):
+            defined_by.setdefault(qual[: -len(name) - 1], set()).add(name)
+        out: list[tuple[str, str, float]] = []
+        for _, attrs in candidates:
+            scored = sorted(((len(defined.intersection(attrs)), cls)
+                             for cls, defined in defined_by.items()), reverse=True)[:2]
+            if not scored or scored[0][0] < 2 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
+                continue
+            cls = scored[0][1].rsplit(".", 1)[-1]
+            out.extend((cls, name, weight) for name, weight in attrs.items())
+        return out
+
+    def _hint_class(self, db: sqlite3.Connection, hint: TypeHint,
+                    resolved: dict[str, tuple[str, int | None, str | None]],
+                    cur_class: str | None) -> str | None:
+        """The repository class a variable's type hint names, or None.
+
+        A called class is its own type; a called function or method gives its return
+        annotation (``def make() -> Foo``), when all its definitions agree on one class.
+        """
+        parts = hint.name.split(".")
+        head = resolved.get(parts[0])
+        if head is not None and head[0] == "external":
+            return None  # `socket.socket()`, `threading.Lock()`: not the repository's
+        if hint.kind == "class":
+            found = db.execute("SELECT 1 FROM symbols WHERE name=? AND kind='class' LIMIT 1",
+                               (parts[-1],)).fetchone()
+            return parts[-1] if found else None
+        columns = "SELECT s.name, s.kind, s.signature FROM symbols s "
+        if parts[0] in _SELF_NAMES:
+            if len(parts) != 2 or cur_class is None:
+                return None
+            rows = self._class_members(db, columns, cur_class, parts[1], None)
+        elif len(parts) >= 2 and parts[-2].lstrip("_")[:1].isupper():  # `Repo.init(...)`
+            rows = self._class_members(db, columns, parts[-2], parts[-1], None)
+        else:
+            rows = db.execute(
+                columns + "WHERE s.name = ? AND (s.qualified_name = s.name OR s.kind = 'class') "
+                "LIMIT 8", (parts[-1],),
+            ).fetchall()
+        if any(kind == "class" for _, kind, _ in rows):
+            return parts[-1]
+        returned = {return_annotation(signature or "") for _, _, signature in rows}
+        return returned.pop() if len(returned) == 1 else None
 
     def _class_members(self, db: sqlite3.Connection, columns: str, cls: str, name: str,
                        cur_rel: str | None) -> list[tuple]:

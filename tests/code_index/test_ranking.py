@@ -207,3 +207,101 @@ def test_inherited_method_comes_from_the_base_class_file(idx: Index) -> None:
     got = [(s.path, s.start_line, s.end_line) for s in idx.retrieve(ctx, budget_tokens=4000)]
     # The base class's method (or the class around it) leads the unrelated same-named one.
     assert got[0][0] == "pkg/base.py" and got[0][1] <= 2 <= got[0][2]
+
+
+# ---- what `x` in `x.attr` is: types of variables ----------------------------------------------
+
+def _methods(*names: str) -> str:
+    return "".join(f"    def {n}(self):\n        \"\"\"{n} it.\"\"\"\n        return None\n\n"
+                   for n in names)
+
+
+# Classes longer than a short definition: shown as outlines, so their methods are snippets too.
+SHOP = {
+    "shop/__init__.py": "",
+    "shop/models.py": "class Cart:\n" + _methods("add_item", "checkout", "remove_item", "total",
+                                                  "empty") + (
+        'def make_cart() -> "Cart":\n    return Cart()\n'),
+    "shop/till.py": "class Register:\n" + _methods("checkout", "open_drawer", "count", "close",
+                                                    "print_receipt"),
+}
+CHECKOUT = ("shop/models.py", 6)  # Cart.checkout
+REGISTER_CHECKOUT = ("shop/till.py", 2)
+
+
+@pytest.fixture
+def shop(tmp_path: Path):
+    root = tmp_path / "repo"
+    for rel, text in SHOP.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    index.build()
+    yield index
+    index.close()
+
+
+def _rank(got: list[tuple[str, int, int]], target: tuple[str, int]) -> int | None:
+    """The rank of the snippet that is exactly the target definition."""
+    return next((i for i, (path, lo, _) in enumerate(got) if (path, lo) == target), None)
+
+
+def _spans(idx: Index, prefix: str) -> list[tuple[str, int, int]]:
+    path = idx.root / "shop/user.py"
+    path.write_text(prefix + "\n")
+    ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(path),
+                        repo_root=str(idx.root), line=prefix.count("\n"))
+    return [(s.path, s.start_line, s.end_line)
+            for s in idx.retrieve(ctx, budget_tokens=4000, max_snippets=10)]
+
+
+IMPORTS = "from .models import Cart, make_cart\nfrom .till import Register\n\n\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "target", "other"),
+    [
+        # Assigned from a constructor call.
+        ("def run():\n    x = Cart()\n    x.checkout()\n    ", CHECKOUT, REGISTER_CHECKOUT),
+        ("def run():\n    x = Register()\n    x.checkout()\n    ", REGISTER_CHECKOUT, CHECKOUT),
+        # An annotated parameter, an annotated variable.
+        ("def run(x: Cart):\n    x.checkout()\n    ", CHECKOUT, REGISTER_CHECKOUT),
+        ("def run(x: 'Register'):\n    x.checkout()\n    ", REGISTER_CHECKOUT, CHECKOUT),
+        ("def run():\n    x: Register = get()\n    x.checkout()\n    ", REGISTER_CHECKOUT,
+         CHECKOUT),
+        # An attribute set in the class, used in another method.
+        ("class Shop:\n    def __init__(self):\n        self.x = Register()\n\n"
+         "    def buy(self):\n        self.x.checkout()\n        ", REGISTER_CHECKOUT, CHECKOUT),
+        # The return annotation of the called function.
+        ("def run():\n    x = make_cart()\n    x.checkout()\n    ", CHECKOUT, REGISTER_CHECKOUT),
+        # No annotation: the class that defines the members used on it (duck typing).
+        ("def run(x):\n    x.add_item(1)\n    x.checkout()\n    ", CHECKOUT, REGISTER_CHECKOUT),
+        ("def run(x):\n    x.open_drawer()\n    x.checkout()\n    ", REGISTER_CHECKOUT,
+         CHECKOUT),
+    ],
+)
+def test_the_variables_type_picks_the_member(shop: Index, body: str, target: tuple[str, int],
+                                             other: tuple[str, int]) -> None:
+    got = _spans(shop, IMPORTS + body)
+    rank = _rank(got, target)
+    assert rank is not None
+    other_rank = _rank(got, other)
+    assert other_rank is None or rank < other_rank
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("x.add_item(1)\nx.checkout()", {("Cart", "add_item"), ("Cart", "checkout")}),
+        ("x.open_drawer()\nx.checkout()", {("Register", "open_drawer"),
+                                           ("Register", "checkout")}),
+        ("x.checkout()", set()),  # fits both classes: no type
+        ("x.checkout()\nx.unknown()", set()),  # one member in common with each: a tie
+    ],
+)
+def test_duck_typing_needs_two_members_and_one_best_class(
+    shop: Index, body: str, expected: set[tuple[str, str]]
+) -> None:
+    uses = name_uses(body, "")
+    got = shop.retriever._duck_typed(shop.store.reader(), uses, {})
+    assert {(cls, name) for cls, name, _ in got} == expected
