@@ -6,7 +6,9 @@ For each repository (real code no one here wrote: by default GitPython and two s
 packages), it samples lines that name something defined in exactly one other file of the
 repository (import lines excluded). The line is held out: the cursor sits at its start with
 the lines above as prefix and the lines below as suffix. A method is a hit at k when one of its
-first k results is in the defining file and covers the definition's first line.
+first k results is in the defining file and covers the definition's first line;
+``pilotfish_shown`` also requires the name in the snippet's text (a class outline clipped
+before the method, or a summary that leaves it out, does not count there).
 
 Baseline (Copilot / RepoCoder): 20-line windows (stride 10) of every other file, ranked by
 Jaccard similarity of their identifier sets with the last 20 lines before the cursor.
@@ -168,9 +170,17 @@ class Jaccard:
         return [(rel, lo, hi) for _, rel, lo, hi in scored[:k]]
 
 
-def hit_rank(results: list[tuple[str, int, int]], case: Case) -> int | None:
+def hit_rank(results: list[tuple[str, int, int]], case: Case,
+             texts: list[str] | None = None) -> int | None:
+    """The first rank covering the definition's line (and, given ``texts``, showing its name).
+
+    With ``texts``, a class outline clipped before the method, or a long body whose snippet
+    is only its signature, does not count: the name must be in what a prompt would show.
+    """
     for rank, (path, lo, hi) in enumerate(results, start=1):
-        if path == case.target_path and lo <= case.target_line <= hi:
+        if path == case.target_path and lo <= case.target_line <= hi and (
+            texts is None or re.search(rf"\b{re.escape(case.name)}\b", texts[rank - 1])
+        ):
             return rank
     return None
 
@@ -196,7 +206,8 @@ def evaluate(
             )
         ]
         jaccard = Jaccard(root, files)
-        ranks: dict[str, list[int | None]] = {"pilotfish": [], "jaccard": []}
+        ranks: dict[str, list[int | None]] = {"pilotfish": [], "pilotfish_shown": [],
+                                              "jaccard": []}
         latencies: list[float] = []
         shown = 0
         for case in cases:
@@ -221,8 +232,10 @@ def evaluate(
             t = time.perf_counter()
             snippets = index.retrieve(ctx, budget_tokens=10**6, max_snippets=max(KS))
             latencies.append((time.perf_counter() - t) * 1000)
-            rank = hit_rank([(s.path, s.start_line, s.end_line) for s in snippets], case)
+            spans = [(s.path, s.start_line, s.end_line) for s in snippets]
+            rank = hit_rank(spans, case)
             ranks["pilotfish"].append(rank)
+            ranks["pilotfish_shown"].append(hit_rank(spans, case, [s.text for s in snippets]))
             if (rank is None or rank > 5) and shown < show_misses:
                 shown += 1
                 print(f"MISS {case.path}:{case.line} `{case.name}` -> {case.target_path}:"
@@ -286,7 +299,7 @@ def main() -> None:
         results.append(result)
     total = sum(int(r["cases"]) for r in results)  # type: ignore[arg-type]
     overall: dict[str, dict[str, float]] = {}
-    for method in ("pilotfish", "jaccard"):
+    for method in ("pilotfish", "pilotfish_shown", "jaccard"):
         overall[method] = {
             f"recall@{k}": round(
                 sum(
