@@ -19,6 +19,11 @@ class IndexConfig:
     embed_max_tokens: int = 128
     embed_threads: int = 1
     """torch threads for background embedding: one leaves a core to the completion model."""
+    embed_backend: str = "auto"
+    """auto (ONNX Runtime fp32 on CPU, torch on CUDA), torch, onnx or onnx-int8; the
+    ``PILOTFISH_EMBED_BACKEND`` environment variable overrides it."""
+    embed_cache_dir: str = ""
+    """Where models exported to ONNX are kept; empty: ``$PILOTFISH_HOME/embedders``."""
     python: str = ""
     """Interpreter whose packages give dependency docs; empty: detect .venv, venv, VIRTUAL_ENV."""
     dependency_docs: bool = True

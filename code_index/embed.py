@@ -40,6 +40,11 @@ BACKEND_ENV = "PILOTFISH_EMBED_BACKEND"
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def configured_backend(configured: str) -> str:
+    """The backend to use: ``PILOTFISH_EMBED_BACKEND`` when set, else the configured one."""
+    return os.environ.get(BACKEND_ENV) or configured
+
+
 def default_cache_dir() -> Path:
     """Exported embedding models, under pilotfish's data home (``$PILOTFISH_HOME``)."""
     configured = os.environ.get("PILOTFISH_HOME")

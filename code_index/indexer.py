@@ -24,7 +24,13 @@ from .docs import (
     split_markdown,
     split_rst,
 )
-from .embed import EmbedderUnavailableError, TransformerEmbedder, load_embedder, vector_key
+from .embed import (
+    EmbedderUnavailableError,
+    TransformerEmbedder,
+    configured_backend,
+    load_embedder,
+    vector_key,
+)
 from .files import SourceFile, check_text, read_file, select_files
 from .languages import DOC_SUFFIXES, has_grammar, language_of_path
 from .retrieve import Retriever
@@ -141,10 +147,13 @@ class Index:
         with self._embedder_lock:
             if self._embedder is None and self._embedder_error is None:
                 try:
+                    cache_dir = self.config.embed_cache_dir
                     self._embedder = load_embedder(
                         self.config.embedding_model, max_tokens=self.config.embed_max_tokens,
                         batch_size=self.config.embed_batch_size,
                         threads=self.config.embed_threads,
+                        backend=configured_backend(self.config.embed_backend),
+                        cache_dir=Path(cache_dir).expanduser() if cache_dir else None,
                     )
                 except EmbedderUnavailableError as exc:
                     log.warning("%s; dense search is off", exc)

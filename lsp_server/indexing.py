@@ -45,6 +45,7 @@ def config_from_settings(settings: IndexSettings) -> IndexConfig:
         exclude=tuple(settings.exclude),
         embeddings=settings.embeddings,
         embedding_model=settings.embedding_model,
+        embed_backend=settings.embedding_backend,
         python=settings.python,
     )
 

