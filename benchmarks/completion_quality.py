@@ -2,7 +2,7 @@
 
     python benchmarks/completion_quality.py [--repo DIR] [--commits 30] [--lines 36]
         [--cross 20] [--seed 0] [--position line-start|before-name|in-name] [--conditions ...]
-        [--json OUT]
+        [--model NAME] [--json OUT]
 
 Held-out lines are lines that the newest first-parent commits of ``--repo`` (default: this
 repository) added to Python files. The document is the file after the commit with the line
@@ -47,7 +47,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import git
@@ -312,6 +312,7 @@ def run(
     seed: int,
     conditions: Sequence[str] = CONDITIONS,
     position: str = "line-start",
+    model: str = "",
 ) -> dict[str, object]:
     """Collect the cases, run the conditions, return per-case rows and the summary."""
     scratch = Path(tempfile.mkdtemp(prefix="pf-quality-"))
@@ -320,7 +321,10 @@ def run(
         t0 = time.perf_counter()
         cases = collect(repo_root, trees, commits, lines, cross, seed)
         collect_s = time.perf_counter() - t0
-        generator: Generator = load_generator(Settings().model)
+        settings = Settings().model
+        if model:
+            settings = replace(settings, name=model)
+        generator: Generator = load_generator(settings)
         completion = CompletionSettings()
         jaccards: dict[str, Jaccard] = {}
         rows: list[dict[str, object]] = []
@@ -425,6 +429,7 @@ def main() -> None:
         default=",".join(CONDITIONS),
         help=f"comma-separated, from {', '.join(CONDITIONS + EXTRA_CONDITIONS)}",
     )
+    parser.add_argument("--model", default="", help="a model name (default: the served one)")
     args = parser.parse_args()
     conditions = [c for c in args.conditions.split(",") if c]
     unknown = set(conditions) - set(CONDITIONS + EXTRA_CONDITIONS)
@@ -433,7 +438,7 @@ def main() -> None:
     started = time.perf_counter()
     result = run(
         args.repo.resolve(), args.commits, args.lines, args.cross, args.seed, conditions,
-        args.position,
+        args.position, args.model,
     )
     rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
     summary = summarise(rows, conditions)

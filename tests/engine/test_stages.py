@@ -175,7 +175,8 @@ def test_keep_tail_cuts_inside_one_huge_line() -> None:
     [
         ("    return ", "    return", " "),
         ("x =  ", "x =", "  "),
-        ("def f():\n    ", "def f():\n    ", ""),  # indentation alone stays: it is the block
+        ("def f():\n    ", "def f():\n", "    "),  # the model writes the indentation itself
+        ("def f():\n\t", "def f():\n", "\t"),
         ("x = 1", "x = 1", ""),
         ("", "", ""),
     ],
@@ -186,7 +187,15 @@ def test_split_trailing_space(prefix: str, kept: str, trimmed: str) -> None:
 
 @pytest.mark.parametrize(
     ("output", "trimmed", "expected"),
-    [(" a + b", " ", "a + b"), ("a + b", " ", "a + b"), ("  x", " ", " x"), (" x", "", " x")],
+    [
+        (" a + b", " ", "a + b"),
+        ("a + b", " ", "a + b"),
+        ("  x", " ", " x"),
+        (" x", "", " x"),
+        ("        if x:", "    ", "    if x:"),  # one level deeper than typed: kept
+        ("  return", "    ", "return"),  # shallower than typed: the typed indentation wins
+        ("\n    y = 1", "    ", "\n    y = 1"),  # a new line first: its indentation is absolute
+    ],
 )
 def test_restore_trailing_space(output: str, trimmed: str, expected: str) -> None:
     assert restore_trailing_space(output, trimmed) == expected
