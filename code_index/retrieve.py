@@ -52,6 +52,23 @@ _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TYPED_RE = re.compile(r"(?:([A-Za-z_]\w*)\s*\.\s*)?([A-Za-z_]\w*)?$")
 
 
+_FIXTURE_RE = re.compile(r"^[ \t]*@(?:pytest\.)?fixture\b", re.MULTILINE)
+
+
+def nested_function(kind: str, qualified_name: str, path: str) -> bool:
+    """A Python function defined inside another: a local, which no other code can name."""
+    return kind == "function" and "." in qualified_name and path.endswith((".py", ".pyi"))
+
+
+def pytest_fixture(summary: str) -> bool:
+    """A definition decorated as a pytest fixture: tests receive it as a parameter, by name.
+
+    Code never calls it or reads it as an attribute, so a name or ``obj.name`` near the cursor
+    that matches a fixture (``runtime.index`` and a fixture ``index``) is a coincidence.
+    """
+    return bool(_FIXTURE_RE.search(summary.split("def ", 1)[0]))
+
+
 def _glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
@@ -506,8 +523,10 @@ class Retriever:
             # The first ranking (nearest name first) fused with the use-based one: each finds
             # definitions the other ranks low (and dependencies' APIs, which the use-based one
             # leaves out). Local variables are not definitions there either.
-            unbound = [n for n in names if n not in bound[0] or n in imports
-                       or (n in uses and uses[n].qualified)]
+            # A module's name (`import pilotfish`) is not a definition's either.
+            modules_here = {a.split(".", 1)[0] for a, imp in imports.items() if imp.attr is None}
+            unbound = [n for n in names if n not in modules_here and (
+                n not in bound[0] or n in imports or (n in uses and uses[n].qualified))]
             nearest = self._symbol_candidates(db, unbound, imported, modules, cur_rel,
                                               cursor_line, local)
             if typing:  # what is being typed leads; the rest keeps its order after it
@@ -547,7 +566,7 @@ class Retriever:
         words = identifiers_in(query, limit=16, skip_keywords=False)
         try:
             symbols = self._symbol_candidates(db, words, {}, set(), None, 0,
-                                              why="named in the query")
+                                              why="named in the query", completion=False)
             lexical = self._lexical_candidates(db, words, None, 0, limit=k * 2,
                                                why="matches the query")
             docs = self._doc_candidates(db, words, limit=k)
@@ -563,7 +582,7 @@ class Retriever:
         db = self.store.reader()
         try:
             found = self._symbol_candidates(db, [name], {}, set(), self._rel(path), 0,
-                                            why="definition")
+                                            why="definition", completion=False)
         except sqlite3.Error as exc:
             log.warning("definition lookup failed: %s", exc)
             return []
@@ -611,7 +630,14 @@ class Retriever:
         cursor_line: int,
         local: set[str] | frozenset[str] = frozenset(),
         why: str = "used near the cursor",
+        *,
+        completion: bool = True,
     ) -> list[Candidate]:
+        """Definitions of the names, nearest name first; imports pick among same-named ones.
+
+        For a completion (not search or hover), nested functions and pytest fixtures are left
+        out: no other code can name them.
+        """
         if not names:
             return []
         placeholders = ",".join("?" * len(names))
@@ -642,7 +668,8 @@ class Retriever:
             ranked = []
             for row in defs:
                 _, kind, qual, _, start, end, outer, path, origin, _ = row
-                if self._near_cursor(path, cur_rel, outer or start, end, cursor_line):
+                if (self._near_cursor(path, cur_rel, outer or start, end, cursor_line)
+                        or (completion and nested_function(kind, qual, path))):
                     continue
                 same = path == cur_rel
                 stem = path.rsplit(".", 1)[0]
@@ -667,7 +694,8 @@ class Retriever:
             scored.extend(ranked[: 1 if ambiguous else 3])
         scored.sort(key=lambda item: item[0])
         return self._build_candidates(
-            db, [(row, imp) for _, row, imp in scored[:MAX_SYMBOL_CANDIDATES]], cur_rel, why
+            db, [(row, imp) for _, row, imp in scored[:MAX_SYMBOL_CANDIDATES]], cur_rel, why,
+            fixtures=not completion,
         )
 
     # ---- use-based symbol candidates ------------------------------------------------------------
@@ -872,8 +900,9 @@ class Retriever:
         ranked = []
         for sid, score in scores.items():
             row = rows[sid]
-            _, kind, _, _, start, end, outer, path, origin, _ = row
-            if self._near_cursor(path, cur_rel, outer or start, end, cursor_line):
+            _, kind, qual, _, start, end, outer, path, origin, _ = row
+            if (self._near_cursor(path, cur_rel, outer or start, end, cursor_line)
+                    or nested_function(kind, qual, path)):
                 continue
             same = path == cur_rel
             key = (
@@ -1033,8 +1062,8 @@ class Retriever:
         order = {n: i for i, n in enumerate(names)}
         ranked = sorted(
             (r for r in rows
-             if r[0] != partial and not self._near_cursor(r[7], cur_rel, r[6] or r[4], r[5],
-                                                           cursor_line)),
+             if r[0] != partial and not nested_function(r[1], r[2], r[7])
+             and not self._near_cursor(r[7], cur_rel, r[6] or r[4], r[5], cursor_line)),
             key=lambda r: (r[7] == cur_rel, r[0] not in order, order.get(r[0], 0),
                            "." in r[2], r[0].startswith("_"), r[8] != "repo",
                            _KIND_RANK.get(r[1], 3), r[4]),
@@ -1045,8 +1074,9 @@ class Retriever:
 
     def _build_candidates(
         self, db: sqlite3.Connection, scored: list[tuple[tuple, bool]], cur_rel: str | None,
-        why: str,
+        why: str, *, fixtures: bool = False,
     ) -> list[Candidate]:
+        """Candidates of ranked symbol rows; pytest fixtures only when ``fixtures`` is set."""
         if not scored:
             return []
         # Summaries only for the few that can make it into the prompt.
@@ -1058,6 +1088,8 @@ class Retriever:
         for row, from_import in scored:
             _, kind, qual, sid, start, end, outer, path, origin, package = row
             summary = summaries.get(sid) or ""
+            if not fixtures and outer and outer < start and pytest_fixture(summary):
+                continue
             out.append(Candidate(
                 path=_display_path(path) if origin == "dependency" else path,
                 abs_path=self._abs(path, origin),

@@ -12,6 +12,8 @@ from pilotfish.code_index.retrieve import (
     bound_names,
     enclosing_scopes,
     name_uses,
+    nested_function,
+    pytest_fixture,
     python_imports,
     strip_prose,
 )
@@ -305,3 +307,67 @@ def test_duck_typing_needs_two_members_and_one_best_class(
     uses = name_uses(body, "")
     got = shop.retriever._duck_typed(shop.store.reader(), uses, {})
     assert {(cls, name) for cls, name, _ in got} == expected
+
+
+# ---- noise: names no other code can refer to ---------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("summary", "expected"),
+    [
+        ("@pytest.fixture\ndef index(tmp_path):\n    return 1", True),
+        ('@pytest.fixture(scope="module")\ndef cache(): ...', True),
+        ("@fixture\nasync def client(): ...", True),
+        ("@property\ndef index(self):\n    return self._index", False),
+        ("def index():\n    '''Not @pytest.fixture, only its docstring.'''", False),
+    ],
+)
+def test_pytest_fixture(summary: str, expected: bool) -> None:
+    assert pytest_fixture(summary) is expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "qualified", "path", "expected"),
+    [
+        ("function", "conditions_for.pilotfish", "bench.py", True),
+        ("function", "pilotfish", "bench.py", False),  # top level
+        ("method", "Runtime.index", "app.py", False),  # a method is named through its object
+        ("function", "outer.inner", "lib.js", False),  # Python's scoping rule only
+    ],
+)
+def test_nested_function(kind: str, qualified: str, path: str, expected: bool) -> None:
+    assert nested_function(kind, qualified, path) is expected
+
+
+NOISE = {
+    "tools/bench.py": "def conditions():\n    def pilotfish(ctx):\n        return ctx\n\n"
+                      "    return pilotfish\n",
+    "tests/conftest.py": "import pytest\n\n\n@pytest.fixture\ndef index(tmp_path):\n"
+                         "    return tmp_path\n",
+    "app/runtime.py": "class Runtime:\n    def rebuild_index(self):\n        return 1\n",
+}
+
+
+def test_nested_functions_and_fixtures_are_not_retrieved_by_name(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    for rel, text in NOISE.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        idx.build()
+        prefix = ("import pilotfish\n\n\ndef run(runtime):\n    pilotfish.start()\n"
+                  "    runtime.index.rebuild_index()\n    ")
+        path = root / "app/main.py"
+        path.write_text(prefix + "\n")
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(path),
+                            repo_root=str(root), line=prefix.count("\n"))
+        symbols = [(s.path, s.start_line) for s in idx.retrieve(ctx, budget_tokens=4000)
+                   if s.source == "symbol"]
+        assert ("app/runtime.py", 2) in symbols  # what the line does use is found
+        assert ("tools/bench.py", 2) not in symbols  # `import pilotfish` is not that local
+        assert ("tests/conftest.py", 4) not in symbols  # nor `runtime.index` the fixture
+        # Hover and search still know them (a fixture's parameter, a local's name).
+        assert [s.path for s in idx.retriever.definitions("index")] == ["tests/conftest.py"]
+        assert [s.path for s in idx.retriever.definitions("pilotfish")] == ["tools/bench.py"]
+    finally:
+        idx.close()
