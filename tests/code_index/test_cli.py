@@ -66,3 +66,17 @@ def test_status_says_what_the_saved_index_holds(
     status = json.loads(capsys.readouterr().out)
     assert status["index"]["built"] and status["index"]["files"] == 2
     assert status["currentAdapter"] is None
+
+
+def test_index_embeds_with_the_backend_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pilotfish.code_index.embed import BACKEND_ENV
+    from pilotfish.code_index.store import Store
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    repo, data = _repo(tmp_path / "repo"), tmp_path / "data"
+    assert main(["index", str(repo), "--data-dir", str(data), "--embed-backend", "onnx-int8",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["embedded"] >= 1
+    assert Store(data).get_meta("embedding_model") == "all-MiniLM-L6-v2+int8pc"

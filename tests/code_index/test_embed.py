@@ -7,7 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pilotfish.code_index.embed import EmbedderUnavailableError, load_embedder
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.embed import (
+    BACKEND_ENV,
+    INT8_RECIPE,
+    EmbedderUnavailableError,
+    load_embedder,
+)
+from pilotfish.code_index.indexer import Index
+from pilotfish.lsp_server.indexing import config_from_settings
+from pilotfish.lsp_server.settings import IndexSettings
 
 TEXTS = [
     "def area_of_circle(radius: float) -> float:\n    return math.pi * radius ** 2",
@@ -40,7 +49,7 @@ def test_onnx_backend_gives_torch_vectors(cache: Path) -> None:
 
 def test_export_is_cached_and_reused(cache: Path) -> None:
     load_embedder(backend="onnx", cache_dir=cache)
-    exported = sorted(p for p in cache.glob("*.onnx") if not p.name.endswith("-int8.onnx"))
+    exported = sorted(p for p in cache.glob("*.onnx") if INT8_RECIPE not in p.name)
     assert len(exported) == 1 and not list(cache.glob("*.tmp"))
     stamp = exported[0].stat().st_mtime_ns
     load_embedder(backend="onnx", cache_dir=cache)
@@ -51,9 +60,11 @@ def test_int8_is_separate_and_close(cache: Path) -> None:
     fp32 = load_embedder(backend="onnx", cache_dir=cache)
     int8 = load_embedder(backend="onnx-int8", cache_dir=cache)
     assert int8.backend == "onnx-int8"
-    assert len(list(cache.glob("*-int8.onnx"))) == 1
+    assert len(list(cache.glob(f"*-{INT8_RECIPE}.onnx"))) == 1
     cos = (fp32.embed_array(TEXTS) * int8.embed_array(TEXTS)).sum(1)
-    assert cos.min() > 0.85  # close, not equal: why it is not the default
+    # Per-channel weights keep vectors close (per-tensor int8 went down to 0.90 on these);
+    # close is not equal: why int8 is not the default (BENCHMARKS.md, 2026-12-02 session 3).
+    assert cos.min() > 0.97 and cos.max() < 0.99999
 
 
 def test_without_onnxruntime_auto_falls_back_to_torch(
@@ -65,3 +76,33 @@ def test_without_onnxruntime_auto_falls_back_to_torch(
         load_embedder(backend="onnx", cache_dir=cache)
     with pytest.raises(EmbedderUnavailableError):
         load_embedder(backend="fast", cache_dir=cache)
+
+
+def test_backend_and_export_folder_come_from_the_config(
+    cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    config = IndexConfig(dependency_docs=False, embed_backend="onnx-int8",
+                         embed_cache_dir=str(cache))
+    index = Index(repo, tmp_path / "data", config)
+    try:
+        embedder = index.embedder()
+        assert embedder is not None and embedder.backend == "onnx-int8"
+    finally:
+        index.close()
+    assert list(cache.glob(f"*-{INT8_RECIPE}.onnx"))  # exported where the config says
+    monkeypatch.setenv(BACKEND_ENV, "torch")  # the environment overrides the config
+    index = Index(repo, tmp_path / "data", config)
+    try:
+        embedder = index.embedder()
+        assert embedder is not None and embedder.backend == "torch"
+    finally:
+        index.close()
+
+
+def test_server_setting_reaches_the_index_config() -> None:
+    assert config_from_settings(IndexSettings()).embed_backend == "auto"
+    settings = IndexSettings(embedding_backend="onnx-int8")
+    assert config_from_settings(settings).embed_backend == "onnx-int8"

@@ -220,7 +220,7 @@ def test_switching_to_int8_embeds_again_instead_of_mixing_vectors(
     index = Index(repo, data, IndexConfig(dependency_docs=False))
     try:
         index.open_vectors()  # another kind of vector: the stored ones are dropped
-        assert index.store.get_meta("embedding_model") == "all-MiniLM-L6-v2+int8"
+        assert index.store.get_meta("embedding_model") == "all-MiniLM-L6-v2+int8pc"
         assert index.store.embedding_counts() == (0, 1)
         assert index.build().embedded == 1  # and the chunk is embedded again
     finally:
