@@ -726,9 +726,13 @@ class Retriever:
         """The repository file of a module, or None (not in the repository, or ambiguous)."""
         parts = [p for p in dotted.split(".") if p]
         if not level and parts and parts[0] == self.root.name:
-            # The repository root is the package itself (`import git` inside `git/`).
-            hits = modules.get("/".join(parts[1:]), [])
-            return hits[0] if len(hits) == 1 else None
+            # The repository root is the package itself (`import git` inside `git/`): the
+            # rest is the path from the root (`email.message` is `message.py`, never
+            # `mime/message.py`).
+            key = "/".join(parts[1:])
+            exact = [h for h in modules.get(key, [])
+                     if h[1].rsplit(".", 1)[0] in (key, f"{key}/__init__", "__init__")]
+            return exact[0] if len(exact) == 1 else None
         if level:
             if cur_rel is None:
                 return None

@@ -371,3 +371,24 @@ def test_nested_functions_and_fixtures_are_not_retrieved_by_name(tmp_path: Path)
         assert [s.path for s in idx.retriever.definitions("pilotfish")] == ["tools/bench.py"]
     finally:
         idx.close()
+
+
+def test_a_module_under_the_root_package_is_found_by_its_whole_path(tmp_path: Path) -> None:
+    # The repository is the package `mail` itself: `mail.message` is `message.py`, not
+    # `mime/message.py` (once taken as ambiguous, so its classes looked external).
+    root = tmp_path / "mail"
+    for rel in ("__init__.py", "message.py", "mime/__init__.py", "mime/message.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("class Message:\n    pass\n")
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        idx.build()
+        retriever = idx.retriever
+        modules = retriever._module_map(idx.store.reader())
+        found = {dotted: retriever._find_module(modules, 0, dotted, "user.py")
+                 for dotted in ("mail.message", "mail.mime.message", "mail", "mail.mime")}
+        assert {k: v[1] if v else None for k, v in found.items()} == {
+            "mail.message": "message.py", "mail.mime.message": "mime/message.py",
+            "mail": "__init__.py", "mail.mime": "mime/__init__.py"}
+    finally:
+        idx.close()
