@@ -1,6 +1,7 @@
 """Retrieval latency at about 100k chunks: symbol + lexical, then with dense (FAISS HNSW).
 
-    python benchmarks/retrieval_latency.py [--corpus DIR] [--queries 300] [--json OUT]
+    python benchmarks/retrieval_latency.py [--corpus DIR] [--queries 300] [--data DIR]
+                                           [--symbol-lexical-only] [--json OUT]
 
 The corpus is the CPython stdlib plus the installed ``transformers`` package, copied into one
 folder (about 110k chunks). Cursors are random lines of random Python files of the corpus;
@@ -127,6 +128,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="keep the index here")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--symbol-lexical-only", action="store_true",
+                        help="skip the dense measurements (for A/B runs of the ranking)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     build_corpus(args.corpus)
@@ -148,6 +151,11 @@ def main() -> None:
     ctxs = contexts(index, args.corpus, args.queries, args.seed)
     result["symbol_lexical"] = measure(index, ctxs)
     print(json.dumps(result["symbol_lexical"]), flush=True)
+    if args.symbol_lexical_only:
+        index.close()
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return
 
     embedder = load_embedder()
     ids = np.array(

@@ -8,7 +8,9 @@ repository (import lines excluded). The line is held out: the cursor sits at its
 the lines above as prefix and the lines below as suffix. A method is a hit at k when one of its
 first k results is in the defining file and covers the definition's first line;
 ``pilotfish_shown`` also requires the name in the snippet's text (a class outline clipped
-before the method, or a summary that leaves it out, does not count there).
+before the method, or a summary that leaves it out, does not count there). With ``--dense``
+the fusion includes dense candidates, and ``dense_only`` ranks the retriever's dense query's
+nearest chunks alone (the embedding backend is the default's, or PILOTFISH_EMBED_BACKEND).
 
 Baseline (Copilot / RepoCoder): 20-line windows (stride 10) of every other file, ranked by
 Jaccard similarity of their identifier sets with the last 20 lines before the cursor.
@@ -185,6 +187,21 @@ def hit_rank(results: list[tuple[str, int, int]], case: Case,
     return None
 
 
+def dense_only(index: Index, ctx: CursorContext, rel: str) -> list[tuple[str, int, int]]:
+    """The nearest chunks of the retriever's dense query alone, other files only."""
+    embedder, vectors = index.embedder(), index.vectors
+    assert embedder is not None and vectors is not None
+    lines_before = ctx.prefix.split("\n")[-14:]
+    text = "\n".join([*lines_before[-6:], ctx.suffix.split("\n", 1)[0]])  # as the retriever
+    hits = vectors.search(embedder.embed_query(f"{rel}\n{text}"), 40)
+    ids = [h[0] for h in hits]
+    rows = {r[0]: r[1:] for r in index.store.reader().execute(
+        "SELECT c.id, f.path, c.start_line, c.end_line FROM chunks c JOIN files f "
+        f"ON f.id=c.file_id WHERE c.id IN ({','.join('?' * len(ids))})", ids)}
+    spans = [rows[i] for i in ids if i in rows and rows[i][0] != rel]
+    return [(str(p), int(lo), int(hi)) for p, lo, hi in spans][: max(KS)]
+
+
 def evaluate(
     root: Path, n: int, dense: bool, seed: int, position: str = "line-start",
     criterion: str = "ast", show_misses: int = 0,
@@ -208,6 +225,8 @@ def evaluate(
         jaccard = Jaccard(root, files)
         ranks: dict[str, list[int | None]] = {"pilotfish": [], "pilotfish_shown": [],
                                               "jaccard": []}
+        if dense:
+            ranks["dense_only"] = []
         latencies: list[float] = []
         shown = 0
         for case in cases:
@@ -242,11 +261,16 @@ def evaluate(
                       f"{case.target_line} (rank {rank}): {target.strip()[:90]}")
                 for s in snippets[:5]:
                     print(f"    {s.path}:{s.start_line}  {s.reason[:80]}")
+            if dense:
+                ranks["dense_only"].append(hit_rank(dense_only(index, ctx, case.path), case))
             query = "\n".join([*lines[max(0, case.line - 21) : case.line - 1], head])
             ranks["jaccard"].append(hit_rank(jaccard.rank(query, case.path, max(KS)), case))
+        embedder = index.embedder() if dense else None
+        backend = embedder.backend if embedder else None
         index.close()
         result: dict[str, object] = {
             "repo": str(root),
+            "embedder": backend,
             "files": summary.files,
             "chunks": summary.chunks,
             "cases": len(cases),
@@ -299,7 +323,9 @@ def main() -> None:
         results.append(result)
     total = sum(int(r["cases"]) for r in results)  # type: ignore[arg-type]
     overall: dict[str, dict[str, float]] = {}
-    for method in ("pilotfish", "pilotfish_shown", "jaccard"):
+    for method in ("pilotfish", "pilotfish_shown", "jaccard", "dense_only"):
+        if not all(method in r for r in results):
+            continue
         overall[method] = {
             f"recall@{k}": round(
                 sum(
