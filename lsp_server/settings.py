@@ -35,6 +35,10 @@ class ModelSettings:
     threads: int = 0
     """CPU threads for local inference; 0 means automatic (llama.cpp: all cores while other
     processes leave them idle, one fewer otherwise)."""
+    prompt_lookup: bool = False
+    """llama.cpp: prompt-lookup (n-gram) speculative decoding of greedy completions, verified
+    only inside runs that copy from the context; off by default: on a CPU a verified draft
+    costs several one-token steps, and typical completions do not pay it back."""
     adapter: str = "auto"
     """``auto`` uses the repository's current adapter, ``none`` disables it, or a folder."""
 
@@ -60,6 +64,9 @@ class CompletionSettings:
     skip_in_comments: bool = False
     skip_inside_word: bool = True
     max_file_bytes: int = 1_000_000
+    list_fallback: Literal["auto", "on", "off"] = "auto"
+    """Also answer ``textDocument/completion`` with the suggestion as one item: ``auto`` for
+    clients that do not declare inline completions (Helix, eglot, Kate...), ``on``, ``off``."""
 
 
 @dataclass(frozen=True, kw_only=True)

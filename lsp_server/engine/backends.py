@@ -45,7 +45,12 @@ def load_generator(settings: ModelSettings) -> Generator:
             raise UserError(
                 "backend llamacpp needs llama-cpp-python: pip install 'pilotfish[llamacpp]'"
             )
-        return LlamaCppGenerator(model.gguf, model_id=model.name, threads=settings.threads)
+        return LlamaCppGenerator(
+            model.gguf,
+            model_id=model.name,
+            threads=settings.threads,
+            prompt_lookup=settings.prompt_lookup,
+        )
     if model.folder is None:
         raise UserError(
             f"{model.name} is a .gguf file: serve it with backend llamacpp, or pull a folder"

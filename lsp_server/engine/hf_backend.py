@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Stat
 
 from .device import pick_device
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
+from .lookup import DraftPolicy, propose
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class TransformersGenerator:
         n_ctx: int = 4096,
         static_cache: bool | None = None,
         compile_decode: bool | None = None,
+        draft_policy: DraftPolicy | None = None,
     ) -> None:
         self.device = pick_device(device)
         on_gpu = self.device == "cuda"
@@ -89,6 +92,13 @@ class TransformersGenerator:
         self._cached_ids: list[int] = []
         self._cache: DynamicCache | StaticCache | None = None
         self._lock = threading.Lock()
+        self.draft_policy = draft_policy
+        """Prompt lookup for greedy requests on eager decode steps; ``None``: off. The
+        compiled (CUDA graph) step has one token's shape, so drafts are not verified there;
+        on CPU, dynamic int8 scales activations per batch, so a verified draft can change
+        the output (exact in float: tests/engine/test_engine.py)."""
+        self.drafts = (0, 0)
+        """Draft tokens verified and accepted in the last request."""
 
     @property
     def adapter(self) -> str | None:
@@ -197,12 +207,20 @@ class TransformersGenerator:
         reason = "length"
         decode_start = time.perf_counter()
         pending: list[int] = []
-        for _ in range(min(request.max_tokens, self._n_ctx - len(ids) - 1)):
+        limit = min(request.max_tokens, self._n_ctx - len(ids) - 1)
+        policy = None
+        if self.draft_policy is not None and request.temperature <= 0 and not self._compile:
+            policy = replace(self.draft_policy)  # fresh counts
+        self.drafts = (0, 0)
+        proposed: list[int] = []
+        queue = [int(self._pick(out.logits[0, -1], request.temperature))]
+        # ``queue``: chosen tokens not yet fed to the model (the last one always; with a
+        # verified draft, the accepted ones before it are in the cache already).
+        while queue and len(new_ids) < limit:
             if cancel.is_set():
                 reason = "cancelled"
                 break
-            logits = out.logits[0, -1]
-            token = int(self._pick(logits, request.temperature))
+            token = queue.pop(0)
             new_ids.append(token)
             all_ids.append(token)
             pending.append(token)
@@ -213,16 +231,38 @@ class TransformersGenerator:
                 if stop:
                     reason = stop
                     break
+            if queue or len(new_ids) >= limit:
+                continue
+            draft: list[int] = []
+            if policy is not None:
+                proposed = propose(all_ids, min(policy.k_max, limit - len(new_ids) - 1))
+                draft = proposed if policy.wants(proposed) else []
             if self._compile:
                 torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are read
-            out = self._step(
-                input_ids=torch.tensor([[token]], device=self.device),
+            step = self._step if not draft else self.model
+            out = step(
+                input_ids=torch.tensor([[token, *draft]], device=self.device),
                 past_key_values=cache,
                 use_cache=True,
             )
+            if not draft:
+                queue = [int(self._pick(out.logits[0, -1], request.temperature))]
+                if policy is not None:
+                    policy.observe(proposed, queue[0])
+                continue
+            chosen = [int(t) for t in torch.argmax(out.logits[0], dim=-1)]
+            accepted = 0
+            while accepted < len(draft) and draft[accepted] == chosen[accepted]:
+                accepted += 1
+            assert policy is not None
+            policy.record(len(draft), accepted)
+            self.drafts = (self.drafts[0] + len(draft), self.drafts[1] + accepted)
+            crop_to(cache, len(all_ids) + accepted)  # the rejected drafts' positions go
+            queue = [*draft[:accepted], chosen[accepted]]
         decode_ms = (time.perf_counter() - decode_start) * 1000
         # The cache holds the prompt and every generated token fed back (not the last one),
-        # cancelled or not.
+        # cancelled or not; accepted draft tokens not read yet are cut off.
+        crop_to(cache, len(all_ids))
         self._cache = cache
         self._cached_ids = all_ids[: int(cache.get_seq_length())]
         return Generation(

@@ -192,7 +192,7 @@ class LlamaCppGenerator:
         reuse_tail: bool = True,
         tail_refresh: int = TAIL_REFRESH,
         max_stale: int = MAX_STALE_TOKENS,
-        prompt_lookup: bool = True,
+        prompt_lookup: bool = False,
         draft_policy: DraftPolicy | None = None,
     ) -> None:
         self.device = "cpu"

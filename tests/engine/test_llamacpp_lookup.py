@@ -173,8 +173,8 @@ def test_sampling_does_not_draft(ggufs: dict[str, Path]) -> None:
     assert out.new_tokens == 16 and gen.lookup_stats.steps == 0
 
 
-def test_off_by_constructor(ggufs: dict[str, Path]) -> None:
-    gen = LlamaCppGenerator(ggufs["repetitive"], model_id="r", threads=1, prompt_lookup=False)
+def test_off_by_default(ggufs: dict[str, Path]) -> None:
+    gen = LlamaCppGenerator(ggufs["repetitive"], model_id="r", threads=1)
     assert gen.draft_policy is None
     gen.generate(
         GenerationRequest(prompt="import json\n", max_tokens=32, stop=()), threading.Event()
