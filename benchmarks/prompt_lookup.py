@@ -170,6 +170,12 @@ def main() -> None:
             row[f"{side}_tok_s"] = out.new_tokens / max(out.decode_ms + out.prefill_ms, 1e-9) * 1000
             row[f"{side}_text"] = out.text
             row[f"{side}_tokens"] = out.new_tokens
+            if not on:
+                # The tokens, for replaying other policies (the cache holds all but the last).
+                llm = gen._llm
+                n_prompt = out.prompt_tokens
+                row["prompt_ids"] = [int(t) for t in llm.input_ids[:n_prompt]]
+                row["off_ids"] = [int(t) for t in llm.input_ids[n_prompt : llm.n_tokens]]
             if on:
                 row["drafted"] = gen.lookup_stats.drafted
                 row["accepted"] = gen.lookup_stats.accepted
@@ -177,7 +183,7 @@ def main() -> None:
         load.append(os.getloadavg()[0])
         rows.append(row)
         print(
-            json.dumps({k: v for k, v in row.items() if not k.endswith("_text")}, default=str),
+            json.dumps({k: v for k, v in row.items() if not k.endswith(("_text", "_ids"))}),
             flush=True,
         )
     print(f"\nthreads {args.threads}, policy {policy}, load1 {min(load):.2f}-{max(load):.2f}")
