@@ -185,10 +185,19 @@ def workspace_root(params: types.InitializeParams) -> Path | None:
 
 def create_server() -> PilotfishServer:
     """A server with every feature module registered."""
-    from .features import commands, documents, hover, inline_completion, lifecycle, training
+    from .features import (
+        commands,
+        completion,
+        documents,
+        hover,
+        inline_completion,
+        lifecycle,
+        training,
+    )
 
     server = PilotfishServer()
-    for feature in (lifecycle, documents, inline_completion, hover, commands, training):
+    features = (lifecycle, documents, inline_completion, completion, hover, commands, training)
+    for feature in features:
         feature.register(server)
     return server
 

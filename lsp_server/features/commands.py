@@ -8,7 +8,7 @@ from typing import Any
 from lsprotocol import types
 
 from ..server import PilotfishServer
-from .inline_completion import ACCEPTED_COMMAND
+from .suggest import ACCEPTED_COMMAND
 
 log = logging.getLogger(__name__)
 

@@ -152,3 +152,28 @@ async def test_newer_request_supersedes_older(client: LanguageClient) -> None:
     older, newer = await asyncio.gather(first, second)
     assert older is None or not getattr(older, "items", None)
     assert newer is not None and newer.items  # type: ignore[union-attr]
+
+
+async def test_completion_list_serves_clients_without_inline_completions(
+    client: LanguageClient,
+) -> None:
+    """This client declares no ``inlineCompletion``: ``textDocument/completion`` gets the
+    suggestion as one item that replaces the typed word (menus filter by it)."""
+    result: types.InitializeResult = client.init_result  # type: ignore[attr-defined]
+    assert result.capabilities.completion_provider is not None
+    await wait_until_loaded(client)
+    uri = open_doc(client, SOURCE.replace("return \n", "return a\n"), name="calc_list.py")
+    answer = await client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=1, character=12),
+        )
+    )
+    assert isinstance(answer, types.CompletionList) and answer.is_incomplete
+    assert len(answer.items) == 1
+    item = answer.items[0]
+    assert isinstance(item.text_edit, types.TextEdit)
+    assert item.text_edit.range.start == types.Position(line=1, character=11)
+    assert item.text_edit.range.end == types.Position(line=1, character=12)
+    assert item.text_edit.new_text.replace(" ", "").startswith("a+b")
+    assert item.filter_text is not None and item.filter_text.startswith("a")

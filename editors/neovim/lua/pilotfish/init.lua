@@ -177,6 +177,12 @@ function M.attach(bufnr)
     root_dir = root,
     init_options = settings,
     settings = { pilotfish = settings },
+    -- Declared so the server keeps its suggestions out of completion menus (its
+    -- `completion.listFallback = "auto"` answers `textDocument/completion` only for clients
+    -- without inline completions); 0.12 declares it itself.
+    capabilities = vim.tbl_deep_extend("force", vim.lsp.protocol.make_client_capabilities(), {
+      textDocument = { inlineCompletion = { dynamicRegistration = false } },
+    }),
     handlers = { ["pilotfish/status"] = on_status },
     on_attach = function(client, buf)
       if use_native() then
