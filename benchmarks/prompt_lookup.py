@@ -13,6 +13,12 @@ time only the decoding (the warm case of typing); then lookup on and off run in 
 order (on-off, off-on, ...) on the same generator. Reported per kind: decode tok/s (medians of
 the per-request rates and of on/off ratios), request latency p50/p95, the drafted tokens'
 acceptance rate, and how often both runs produced the same tokens.
+
+With ``--batch-costs``: the wall and CPU time of one llama.cpp decode call of 1..17 tokens with
+logits at every position (what verifying a draft costs), 7 interleaved rounds, medians.
+With ``--replay RUN.json --costs COSTS.json``: the recorded greedy tokens of a run replayed
+under a grid of policies (k_max, min_draft, warmup, n-gram sizes), each step charged the
+measured cost of its batch: the modelled decode cost with lookup relative to without.
 """
 
 from __future__ import annotations
@@ -131,7 +137,16 @@ def main() -> None:
     parser.add_argument("--min-draft", type=int, default=DraftPolicy.min_draft)
     parser.add_argument("--warmup", type=int, default=DraftPolicy.warmup)
     parser.add_argument("--json", default="")
+    parser.add_argument("--batch-costs", action="store_true")
+    parser.add_argument("--replay", default="", help="a --json output to replay")
+    parser.add_argument("--costs", default="", help="a --batch-costs --json output")
     args = parser.parse_args()
+    if args.batch_costs:
+        batch_costs(args)
+        return
+    if args.replay:
+        replay(args)
+        return
 
     model = resolve_model("qwen2.5-coder-0.5b")
     assert model.gguf is not None
@@ -190,6 +205,100 @@ def main() -> None:
     table(rows)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+
+
+def batch_costs(args: argparse.Namespace) -> None:
+    """Median wall and CPU ms of one decode call of ``b`` tokens with all logits."""
+    model = resolve_model("qwen2.5-coder-0.5b")
+    assert model.gguf is not None
+    gen = LlamaCppGenerator(model.gguf, model_id=model.name, threads=args.threads)
+    llm = gen._llm  # the raw decode call is what is measured
+    ids = llm.tokenize(source_of("textwrap").encode(), add_bos=False, special=True)
+    gen.generate(  # 800 tokens of context in the cache
+        GenerationRequest(prompt=llm.detokenize(ids[:800]).decode(), max_tokens=1, stop=()),
+        threading.Event(),
+    )
+    base = llm.n_tokens
+    sizes = [1, 2, 3, 4, 5, 6, 8, 9, 10, 12, 14, 17]
+    times: dict[int, list[tuple[float, float]]] = {b: [] for b in sizes}
+    for rep in range(7):
+        for b in sizes if rep % 2 == 0 else sizes[::-1]:
+            llm.n_tokens = base
+            llm._ctx.kv_cache_seq_rm(-1, base, -1)
+            wall, cpu = time.perf_counter(), time.process_time()
+            llm._batch.set_batch(batch=ids[base : base + b], n_past=base, logits_all=True)
+            llm._ctx.decode(llm._batch)
+            times[b].append(
+                ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
+            )
+    one = statistics.median(c for _, c in times[1])
+    costs = {}
+    for b in sizes:
+        wall = statistics.median(w for w, _ in times[b])
+        cpu = statistics.median(c for _, c in times[b])
+        costs[b] = cpu / one
+        print(f"batch {b:2d}: wall {wall:6.1f} ms  cpu {cpu:6.1f} ms  = {cpu / one:4.2f} steps")
+    print(f"threads {args.threads}, load1 {os.getloadavg()[0]:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(costs))
+
+
+def replay(args: argparse.Namespace) -> None:
+    """Modelled cost of a grid of policies on a run's recorded tokens (1.0 = no lookup)."""
+    from pilotfish.lsp_server.engine.lookup import propose
+
+    rows = json.loads(Path(args.replay).read_text())["rows"]
+    table_costs = {int(b): c for b, c in json.loads(Path(args.costs).read_text()).items()}
+
+    def cost(b: int) -> float:  # between measured sizes: the next larger one
+        return table_costs[min((s for s in table_costs if s >= b), default=max(table_costs))]
+
+    grid = [
+        (k, m, w, n)
+        for k in (8, 12, 16)
+        for m in (4, 8, 12)
+        if m <= k
+        for w in (1, 2, 3, 4)
+        for n in (1, 2)
+    ]
+    results = []
+    for k_max, min_draft, warmup, min_ngram in grid:
+        spent: dict[str, float] = {}
+        plain: dict[str, float] = {}
+        for row in rows:
+            prompt, tokens = row["prompt_ids"], row["off_ids"]
+            policy = DraftPolicy(k_max=k_max, min_draft=min_draft, warmup=warmup)
+            at, steps = 0, 0.0
+            while at < len(tokens):
+                room = min(k_max, args.max_tokens - at - 1)
+                draft = propose([*prompt, *tokens[:at]], room, min_ngram=min_ngram)
+                if policy.wants(draft):
+                    accepted = 0
+                    while (
+                        accepted < len(draft)
+                        and at + accepted < len(tokens)
+                        and draft[accepted] == tokens[at + accepted]
+                    ):
+                        accepted += 1
+                    policy.record(len(draft), accepted)
+                    steps += cost(len(draft) + 1)
+                    at += accepted + 1
+                else:
+                    policy.observe(draft, tokens[at])
+                    steps += 1
+                    at += 1
+            for kind in (row["kind"], "all"):
+                spent[kind] = spent.get(kind, 0.0) + steps
+                plain[kind] = plain.get(kind, 0.0) + len(tokens)
+        ratios = {kind: spent[kind] / plain[kind] for kind in spent}
+        results.append(((k_max, min_draft, warmup, min_ngram), ratios))
+    results.sort(key=lambda r: r[1]["all"])
+    print("k_max min_draft warmup min_ngram: modelled decode cost / plain (lower is better)")
+    for (k_max, min_draft, warmup, min_ngram), ratios in results[:12]:
+        print(
+            f"{k_max:5d} {min_draft:9d} {warmup:6d} {min_ngram:9d}: "
+            + "  ".join(f"{kind} {ratio:.3f}" for kind, ratio in sorted(ratios.items()))
+        )
 
 
 def table(rows: list[dict[str, object]]) -> None:
