@@ -57,6 +57,8 @@ class Completion:
     stop_reason: str = ""
     prompt: str = ""
     """The prompt sent to the model (or found in the cache); empty when none was built."""
+    context: str = ""
+    """Why the prompt shows the repository context it shows, or none (empty: no prompt)."""
 
     def to_json(self) -> dict[str, object]:
         """The JSON form of ``pilotfish complete --json`` and ``pilotfish.explainCompletion``."""
@@ -66,6 +68,7 @@ class Completion:
             "source": self.source,
             "skipped": self.skipped,
             "snippets": [s.to_json() for s in self.snippets],
+            "context": self.context,
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "model": self.model,
             "backend": self.backend,
@@ -222,6 +225,8 @@ class CompletionEngine:
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
         prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets,
                               style=self.context_style)
+        if self.retrieve is None and shows_context(ctx, budget):
+            prompt = replace(prompt, context_note="none: no repository index for this file")
         t = lap("prompt", t)
 
         multiline = wants_multiline(ctx)
@@ -284,7 +289,7 @@ class CompletionEngine:
             pending.timings,
             skipped="cancelled",
             snippets=pending.prompt.snippets,
-            prompt=pending.prompt.text,
+            prompt=pending.prompt,
         )
         return self._finish(completion, pending.request, pending.ctx, pending.started)
 
@@ -303,7 +308,7 @@ class CompletionEngine:
             skipped=None if text else "postprocess rejected the suggestion",
             snippets=pending.prompt.snippets,
             generation=generation,
-            prompt=pending.prompt.text,
+            prompt=pending.prompt,
         )
         return self._finish(completion, pending.request, pending.ctx, pending.started)
 
@@ -330,7 +335,7 @@ class CompletionEngine:
         skipped: str | None = None,
         snippets: tuple[Snippet, ...] = (),
         generation: Generation | None = None,
-        prompt: str = "",
+        prompt: Prompt | None = None,
     ) -> Completion:
         return Completion(
             id=request_id,
@@ -346,7 +351,8 @@ class CompletionEngine:
             new_tokens=generation.new_tokens if generation else 0,
             reused_tokens=generation.reused_tokens if generation else 0,
             stop_reason=generation.stop_reason if generation else source,
-            prompt=prompt,
+            prompt=prompt.text if prompt else "",
+            context=prompt.context_note if prompt else "",
         )
 
     def _typing_through(self, key: str, ctx: CursorContext) -> str | None:

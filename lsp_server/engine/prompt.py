@@ -49,6 +49,8 @@ class Prompt:
     template_version: str
     trimmed: str = ""
     """Spaces cut from the end of the prefix; the model's output starts with them instead."""
+    context_note: str = ""
+    """Why the prompt shows the repository context it shows (or none), for users."""
 
 
 def build_prompt(
@@ -73,6 +75,7 @@ def build_prompt(
 
     used: list[Snippet] = []
     spent = 0
+    offered = len(snippets)
     if not shows_context(ctx, budget):
         snippets = ()
     for snippet in usable_snippets(ctx, snippets):
@@ -102,7 +105,21 @@ def build_prompt(
         template=template.name,
         template_version=template.version if style == "repo" else f"{template.version}-{style}",
         trimmed=trimmed,
+        context_note=_context_note(ctx, budget, offered, len(used)),
     )
+
+
+def _context_note(ctx: CursorContext, budget: PromptBudget, offered: int, used: int) -> str:
+    if not shows_context(ctx, budget):
+        return (
+            "none: nothing is typed on this line yet, where the base model completes better "
+            "from the file alone (BENCHMARKS.md, Completion quality)"
+        )
+    if not offered:
+        return "none: retrieval found nothing (the index may still be building)"
+    if not used:
+        return f"none: {offered} retrieved, none usable here (another language, or over budget)"
+    return f"{used} of {offered} retrieved snippets shown"
 
 
 def shows_context(ctx: CursorContext, budget: PromptBudget) -> bool:

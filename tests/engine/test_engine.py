@@ -162,6 +162,14 @@ def test_base_model_gets_no_context_at_line_start_adapters_do(
                               context_at_line_start=True)
     shown = forced.prepare(at_end("import os\n\ndef f():\n    ", key="third"))
     assert isinstance(shown, Pending) and shown.prompt.snippets
+    # The reason travels with the completion (``complete --json``, explainCompletion).
+    done = engine.run(blank, threading.Event())
+    assert done.to_json()["context"] == blank.prompt.context_note
+    assert str(done.to_json()["context"]).startswith("none: nothing is typed on this line")
+    no_index = CompletionEngine(generator, CompletionSettings(max_tokens=2), None)
+    alone = no_index.prepare(at_end("x = ", key="fourth"))
+    assert isinstance(alone, Pending)
+    assert alone.prompt.context_note == "none: no repository index for this file"
 
 
 def test_typing_through_makes_no_model_call(generator: TransformersGenerator) -> None:

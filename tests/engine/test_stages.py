@@ -244,6 +244,46 @@ def test_build_prompt_snippets_use_repo_format_and_budget() -> None:
     assert prompt.text.startswith(
         "<|repo_name|>r\n<|file_sep|>a.py\ndef a(): pass\n<|file_sep|>m.py\n"
     )
+    assert prompt.context_note == "1 of 2 retrieved snippets shown"
+
+
+@pytest.mark.parametrize(
+    ("text", "line_start", "offered", "note"),
+    [
+        ("def f():\n    |", False, 1, "none: nothing is typed on this line yet"),
+        ("def f():\n    |", True, 1, "1 of 1 retrieved snippets shown"),
+        ("x = |", False, 0, "none: retrieval found nothing"),
+        ("x = |", False, 1, "1 of 1 retrieved snippets shown"),
+    ],
+)
+def test_prompt_says_why_it_shows_the_context_it_shows(
+    text: str, line_start: bool, offered: int, note: str
+) -> None:
+    from pilotfish.code_index.types import Snippet
+
+    snippet = Snippet(
+        path="/r/a.py", start_line=1, end_line=1, text="def a(): pass", score=1.0,
+        source="symbol", reason="t",
+    )
+    ctx = ctx_at(text)
+    ctx = type(ctx)(prefix=ctx.prefix, suffix="", language="python", path="/r/m.py", repo_root="/r")
+    budget = PromptBudget(context_at_line_start=line_start)
+    prompt = build_prompt(ctx, QWEN, words, budget, [snippet] * offered)
+    assert prompt.context_note.startswith(note)
+
+
+def test_prompt_says_when_no_retrieved_snippet_is_usable() -> None:
+    from pilotfish.code_index.types import Snippet
+
+    js = Snippet(
+        path="/r/a.js", start_line=1, end_line=1, text="function a() {}", score=1.0,
+        source="symbol", reason="t",
+    )
+    ctx = ctx_at("x = |")
+    ctx = type(ctx)(prefix=ctx.prefix, suffix="", language="python", path="/r/m.py", repo_root="/r")
+    prompt = build_prompt(ctx, QWEN, words, PromptBudget(), [js])
+    assert prompt.snippets == ()
+    assert prompt.context_note.startswith("none: 1 retrieved, none usable here")
 
 
 def test_template_for_picks_by_tokens() -> None:

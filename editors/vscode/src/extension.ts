@@ -189,6 +189,7 @@ async function reindex(): Promise<void> {
 interface Explanation {
   id?: string;
   prompt_tokens?: number;
+  context?: string;
   snippets?: { path?: string; start_line?: number; end_line?: number; source?: string; reason?: string; link?: string; text?: string }[];
   timings?: Record<string, number>;
   [key: string]: unknown;
@@ -199,6 +200,9 @@ export function explanationMarkdown(explanation: Explanation): string {
   const out = [`# Context of completion \`${explanation.id ?? "?"}\``, ""];
   if (explanation.prompt_tokens !== undefined) {
     out.push(`Prompt: ${explanation.prompt_tokens} tokens.`, "");
+  }
+  if (explanation.context) {
+    out.push(`Repository context: ${explanation.context}.`, "");
   }
   const snippets = explanation.snippets ?? [];
   out.push(`## ${snippets.length} retrieved snippet${snippets.length === 1 ? "" : "s"}`, "");

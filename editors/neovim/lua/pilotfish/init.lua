@@ -349,6 +349,10 @@ function M.explanation_lines(e)
     out[#out + 1] = ("Prompt: %s tokens."):format(tostring(e.prompt_tokens))
     out[#out + 1] = ""
   end
+  if type(e.context) == "string" and e.context ~= "" then
+    out[#out + 1] = ("Repository context: %s."):format(e.context)
+    out[#out + 1] = ""
+  end
   for i, s in ipairs(e.snippets or {}) do
     out[#out + 1] = ("%d. %s:%s-%s (%s) %s"):format(
       i,
