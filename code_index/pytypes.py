@@ -37,6 +37,9 @@ _KEYWORDS = frozenset({
 })
 
 
+_SKIPPED = _KEYWORDS - {"with"}
+
+
 @dataclass(frozen=True)
 class TypeHint:
     """Where a variable's type comes from: a class named in an annotation, or a call."""
@@ -118,28 +121,40 @@ def typed_member_uses(raw: list[str], code: list[str], weights: list[float]
     blocks: list[_Block] = []  # per line: the innermost def's block
     classes: list[_Block | None] = []  # per line: the innermost class's attributes
     stack: list[tuple[int, str, _Block]] = []
+    def_block, class_block, in_class_body = module, None, False
     depth = 0  # open brackets: continuation lines do not open or close blocks
     for i, line in enumerate(raw):
-        if line.strip() and depth == 0:
-            indent = len(line) - len(line.lstrip(" \t"))
+        stripped = line.lstrip(" \t")
+        scope = None
+        if stripped and depth == 0:
+            indent = len(line) - len(stripped)
+            changed = False
             while stack and stack[-1][0] >= indent:
                 stack.pop()
-            m = _SCOPE_RE.match(line)
-            if m:
-                block = _Block(params=_params(raw, i) if m.group(2) == "def" else {})
-                stack.append((indent, m.group(2), block))
+                changed = True
+            if stripped.startswith(("def", "class", "async")):
+                scope = _SCOPE_RE.match(line)
+            if scope:
+                block = _Block(params=_params(raw, i) if scope.group(2) == "def" else {})
+                stack.append((indent, scope.group(2), block))
+                changed = True
                 for name, annotation in block.params.items():
                     cls = annotation_class(annotation)
                     if cls:
                         block.add(name, TypeHint("class", cls))
-        depth = max(0, depth + sum(code[i].count(c) for c in "([{")
-                    - sum(code[i].count(c) for c in ")]}"))
-        def_block = next((b for _, kind, b in reversed(stack) if kind == "def"), module)
-        class_block = next((b for _, kind, b in reversed(stack) if kind == "class"), None)
+            if changed:
+                def_block = next((b for _, kind, b in reversed(stack) if kind == "def"), module)
+                class_block = next((b for _, kind, b in reversed(stack) if kind == "class"),
+                                   None)
+                in_class_body = bool(stack) and stack[-1][1] == "class"
+        text = code[i]
+        if "(" in text or ")" in text or "[" in text or "]" in text or "{" in text or "}" in text:
+            depth = max(0, depth + text.count("(") + text.count("[") + text.count("{")
+                        - text.count(")") - text.count("]") - text.count("}"))
         blocks.append(def_block)
         classes.append(class_block)
-        _collect(line, def_block, class_block, in_class_body=bool(stack) and stack[-1][1] ==
-                 "class" and not _SCOPE_RE.match(line))
+        if stripped:
+            _collect(line, def_block, class_block, in_class_body=in_class_body and not scope)
     out: dict[tuple[TypeHint, str], float] = {}
     for i, line in enumerate(code):
         if not line.strip() or not weights[i]:
@@ -159,8 +174,10 @@ def typed_member_uses(raw: list[str], code: list[str], weights: list[float]
 
 def _collect(line: str, block: _Block, owner: _Block | None, *, in_class_body: bool) -> None:
     """Types one line gives: to a local (``block``), or to its class's attributes (``owner``)."""
+    if "=" not in line and ":" not in line:
+        return  # binds nothing (every form below has one or the other)
     stripped = line.lstrip()
-    if not stripped or stripped.split(None, 1)[0].rstrip(":") in _KEYWORDS - {"with"}:
+    if not stripped or stripped.split(None, 1)[0].rstrip(":") in _SKIPPED:
         return
     m = _ANNOTATED_RE.match(line)  # the annotation wins over the call (`x: Foo = get()`)
     cls = annotation_class(m.group(2)) if m else None

@@ -507,11 +507,11 @@ class Retriever:
             bound = bound_names("\n".join(window)) if language == "python" else (set(), set())
             uses = name_uses(code_before, code_after, comment=None)
             typed: dict[tuple[TypeHint, str], float] = {}
-            if language == "python":
-                before_lines = code_before.split("\n")
-                after_lines = code_after.split("\n")
-                raw = ("\n".join(ctx.prefix.split("\n")[-MAX_SCAN_BEFORE:]).split("\n")
-                       + ctx.suffix.split("\n", MAX_SCAN_AFTER)[:MAX_SCAN_AFTER])
+            if language == "python":  # types of variables, in the window of the locals
+                before_lines = code_before.split("\n")[-BOUND_WINDOW:]
+                after_lines = code_after.split("\n", BOUND_WINDOW // 2)[: BOUND_WINDOW // 2]
+                raw = (ctx.prefix.split("\n")[-len(before_lines):]
+                       + ctx.suffix.split("\n", len(after_lines))[: len(after_lines)])
                 typed = typed_member_uses(raw, [*before_lines, *after_lines],
                                           line_weights(before_lines, after_lines))
             symbols = self._use_candidates(
