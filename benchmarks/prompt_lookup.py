@@ -7,7 +7,10 @@ real stdlib modules, three kinds:
 - ``mid-line``: a line cut after its first words (the rest of the line deleted), single-line;
 - ``body``: a function's body deleted and the cursor on its first line, multi-line;
 - ``copy``: a line whose first words repeat the line above's (``self.x = ...`` after
-  ``self.y = ...``, one more ``add_argument(``), cut after those words: code that copies.
+  ``self.y = ...``, one more ``add_argument(``), cut after those words: code that copies;
+- ``dup-body``: a short function's signature written again under another name right after
+  it, the cursor in the new body, multi-line: code that copies a whole block.
+``--kinds`` picks some of them.
 Each prompt is evaluated once untimed, so that both measured runs reuse its whole KV cache and
 time only the decoding (the warm case of typing); then lookup on and off run in alternating
 order (on-off, off-on, ...) on the same generator. Reported per kind: decode tok/s (medians of
@@ -86,10 +89,10 @@ def shared_head(a: str, b: str) -> int:
 
 def cases(per_kind: int) -> list[Case]:
     """``per_kind`` cases of each kind, spread over the modules, in a fixed order."""
-    found: dict[str, list[Case]] = {"mid-line": [], "body": [], "copy": []}
+    found: dict[str, list[Case]] = {"mid-line": [], "body": [], "copy": [], "dup-body": []}
     for module in MODULES:
         lines = source_of(module).split("\n")
-        mid, body, copy = [], [], []
+        mid, body, copy, dup = [], [], [], []
         for i in range(40, len(lines) - 1):
             line, above = lines[i], lines[i - 1]
             stripped = line.strip()
@@ -112,7 +115,19 @@ def cases(per_kind: int) -> list[Case]:
                 if inner > indent and end - i > 3:
                     kept = [*lines[: i + 1], " " * inner, "", *lines[end:]]
                     body.append(Case("body", module, "\n".join(kept), i + 1, inner))
-        for kind, found_here in (("mid-line", mid), ("body", body), ("copy", copy)):
+                if inner > indent and 4 <= end - i <= 14:
+                    # The same signature again under another name, right after the function.
+                    while not lines[end - 1].strip():
+                        end -= 1
+                    twin = re.sub(r"def (\w+)", r"def \1_checked", line, count=1)
+                    kept = [*lines[:end], "", twin, " " * inner, "", *lines[end:]]
+                    dup.append(Case("dup-body", module, "\n".join(kept), end + 2, inner))
+        for kind, found_here in (
+            ("mid-line", mid),
+            ("body", body),
+            ("copy", copy),
+            ("dup-body", dup),
+        ):
             step = max(1, len(found_here) // per_kind)
             found[kind].extend(found_here[::step])
     out: list[Case] = []
@@ -136,6 +151,7 @@ def main() -> None:
     parser.add_argument("--k-max", type=int, default=DraftPolicy.k_max)
     parser.add_argument("--min-draft", type=int, default=DraftPolicy.min_draft)
     parser.add_argument("--warmup", type=int, default=DraftPolicy.warmup)
+    parser.add_argument("--kinds", default="mid-line,body,copy,dup-body")
     parser.add_argument("--json", default="")
     parser.add_argument("--batch-costs", action="store_true")
     parser.add_argument("--replay", default="", help="a --json output to replay")
@@ -158,7 +174,8 @@ def main() -> None:
     engine = CompletionEngine(gen, settings, cache_size=0)
     rows: list[dict[str, object]] = []
     load = [os.getloadavg()[0]]
-    for n, case in enumerate(cases(args.per_kind)):
+    kinds = args.kinds.split(",")
+    for n, case in enumerate(c for c in cases(args.per_kind) if c.kind in kinds):
         pending = engine.prepare(
             CompletionRequest(
                 text=case.text, line=case.line, column=case.column, path=f"{case.module}.py"
