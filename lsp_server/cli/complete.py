@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..engine.context import CompletionRequest, PositionError, offset_of
@@ -11,6 +12,8 @@ from ..errors import UserError
 from ..paths import find_repo_root
 from ..runtime import Runtime
 from .common import add_model_options, read_source_file, settings_from_args
+
+INDEX_WAIT_S = 600.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +53,18 @@ def run(args: argparse.Namespace) -> int:
         text=text, line=line, column=col, path=str(path.resolve()), repo_root=str(repo)
     )
     try:
-        completion = runtime.engine().complete(request)
+        index = runtime.index  # None with --no-index
+        if index is not None:  # refreshed while the model loads
+            print("pilotfish: updating the index…", file=sys.stderr)
+            index.start()
+        engine = runtime.engine()
+        if index is not None and not index.wait_ready(timeout=INDEX_WAIT_S):
+            print(
+                f"pilotfish: the index is not ready after {INDEX_WAIT_S:.0f} s; completing from "
+                "the file alone (run `pilotfish index` first)",
+                file=sys.stderr,
+            )
+        completion = engine.complete(request)
     finally:
         runtime.close()
     if args.json:

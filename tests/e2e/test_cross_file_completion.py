@@ -114,3 +114,23 @@ def test_in_file_only_recorded(real_model: str, workspace: Path) -> None:
     # `area(corners)` when this was written), so the long name must not appear.
     print(f"in-file only: {completion.text!r}")
     assert "area_from_vertices" not in completion.text
+
+
+def test_cli_complete_indexes_and_lists_the_snippets(real_model: str, workspace: Path) -> None:
+    """``pilotfish complete --json`` updates the index itself and shows what it used."""
+    import json
+    import subprocess
+    import sys
+
+    lines = REPORT_HEAD.split("\n")
+    where = f"{workspace / 'report.py'}:{len(lines)}:{len(lines[-1]) + 1}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pilotfish.lsp_server", "complete", where, "--json",
+         "--data-dir", str(workspace / ".cli-data")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert any(s["path"].endswith("geometry.py") for s in result["snippets"]), result
+    assert result["context"].endswith("snippets shown"), result["context"]
+    assert result["completion"].startswith("area_from_vertices"), result["completion"]
