@@ -275,8 +275,8 @@ def replay(args: argparse.Namespace) -> None:
         for k in (8, 12, 16)
         for m in (4, 8, 12)
         if m <= k
-        for w in (1, 2, 3, 4)
-        for n in (1, 2)
+        for w in (1, 2, 3, 4, 6, 8)
+        for n in (1, 2, 3)
     ]
     results = []
     for k_max, min_draft, warmup, min_ngram in grid:
@@ -311,7 +311,9 @@ def replay(args: argparse.Namespace) -> None:
         results.append(((k_max, min_draft, warmup, min_ngram), ratios))
     results.sort(key=lambda r: r[1]["all"])
     print("k_max min_draft warmup min_ngram: modelled decode cost / plain (lower is better)")
-    for (k_max, min_draft, warmup, min_ngram), ratios in results[:12]:
+    default = (DraftPolicy.k_max, DraftPolicy.min_draft, DraftPolicy.warmup, 1)
+    shown = [r for r in results if r[0] == default] + results[:12]
+    for (k_max, min_draft, warmup, min_ngram), ratios in shown:
         print(
             f"{k_max:5d} {min_draft:9d} {warmup:6d} {min_ngram:9d}: "
             + "  ".join(f"{kind} {ratio:.3f}" for kind, ratio in sorted(ratios.items()))
