@@ -13,7 +13,7 @@ pytestmark = pytest.mark.model
 
 GGUF = Path.home() / ".local/share/pilotfish/models/qwen2.5-coder-0.5b/model.gguf"
 
-COPYING = '''import json
+COPYING = """import json
 
 
 def load_settings(path):
@@ -25,7 +25,7 @@ def load_settings(path):
 
 
 def load_defaults(path):
-'''
+"""
 """A second function like the first: the model copies its body."""
 
 PROMPTS = {
