@@ -38,6 +38,7 @@ _KEYWORDS = frozenset({
 
 
 _SKIPPED = _KEYWORDS - {"with"}
+_MAY_BIND_RE = re.compile(rf"[ \t]*(?:self\.)?{_IDENT}[ \t]*[:=]|[ \t]*(?:async[ \t]+)?with\b")
 
 
 @dataclass(frozen=True)
@@ -157,12 +158,12 @@ def typed_member_uses(raw: list[str], code: list[str], weights: list[float]
             _collect(line, def_block, class_block, in_class_body=in_class_body and not scope)
     out: dict[tuple[TypeHint, str], float] = {}
     for i, line in enumerate(code):
-        if not line.strip() or not weights[i]:
-            continue
+        owner = classes[i]
+        if "." not in line or not (blocks[i].types or module.types or (owner and owner.types)):
+            continue  # no `x.attr` here, or no typed name it could be
         for m in _USE_RE.finditer(line):
             qualifier, attr = m.group(1), m.group(2)
             if qualifier.startswith("self."):
-                owner = classes[i]
                 hints = owner.types.get(qualifier[5:], set()) if owner else set()
             else:
                 hints = blocks[i].types.get(qualifier) or module.types.get(qualifier, set())
@@ -174,10 +175,10 @@ def typed_member_uses(raw: list[str], code: list[str], weights: list[float]
 
 def _collect(line: str, block: _Block, owner: _Block | None, *, in_class_body: bool) -> None:
     """Types one line gives: to a local (``block``), or to its class's attributes (``owner``)."""
-    if "=" not in line and ":" not in line:
-        return  # binds nothing (every form below has one or the other)
+    if not _MAY_BIND_RE.match(line):
+        return  # one match rules out most lines: calls, returns, conditions
     stripped = line.lstrip()
-    if not stripped or stripped.split(None, 1)[0].rstrip(":") in _SKIPPED:
+    if stripped.split(None, 1)[0].rstrip(":") in _SKIPPED:
         return
     m = _ANNOTATED_RE.match(line)  # the annotation wins over the call (`x: Foo = get()`)
     cls = annotation_class(m.group(2)) if m else None

@@ -178,6 +178,7 @@ MAX_CLASS_DEPTH = 3
 MAX_CLASS_LOOKUPS = 10  # `self.x` / `Class.x` resolutions per request (a few queries each)
 MAX_TYPE_LOOKUPS = 8  # variables' types resolved per request (`x = make()`: one query each)
 MAX_DUCK_VARIABLES = 16  # variables typed by the members used on them, most used first
+DUCK_MAX_DEFINITIONS = 40  # members defined more often than this do not take part
 _CHAIN_RE = re.compile(r"[A-Za-z_]\w*(?:[ \t]*\.[ \t]*[A-Za-z_]\w*)*")
 _SCOPE_RE = re.compile(r"^([ \t]*)(?:async[ \t]+)?(def|class)[ \t]+([A-Za-z_]\w*)")
 _PY_FROM_RE = re.compile(
@@ -385,6 +386,7 @@ class Retriever:
     def __init__(self, store: Store, root: Path) -> None:
         self.store = store
         self.root = root
+        self._root_text = str(root).rstrip("/")
         self._vectors: _Vectors | None = None
         self._embedder: _Embedder | None = None
         self._lock = threading.Lock()
@@ -600,7 +602,8 @@ class Retriever:
             return None
 
     def _abs(self, path: str, origin: str) -> str:
-        return path if origin == "dependency" else str(self.root / path)
+        # String joining: pathlib cost ~1 ms a request for the few dozen candidates.
+        return path if origin == "dependency" else f"{self._root_text}/{path}"
 
     @staticmethod
     def _near_cursor(path: str, cur_rel: str | None, start: int, end: int, line: int) -> bool:
@@ -947,10 +950,18 @@ class Retriever:
         names = sorted({n for _, attrs in candidates for n in attrs})[:MAX_LOOKUP_NAMES]
         if not names:
             return []
+        # Members defined everywhere (`get`, `close`) tell classes apart least and cost most
+        # rows in a large repository: counted first (index only), then left out.
+        names = [name for name, count in db.execute(
+            f"SELECT name, count(*) FROM symbols WHERE name IN ({','.join('?' * len(names))})"
+            " GROUP BY name", names,
+        ) if count <= DUCK_MAX_DEFINITIONS]
+        if not names:
+            return []
         defined_by: dict[str, set[str]] = {}  # class -> the variable's members it defines
         for name, qual in db.execute(
             f"SELECT name, qualified_name FROM symbols WHERE name IN ({','.join('?' * len(names))})"
-            " AND qualified_name != name AND kind IN ('method', 'field', 'function') LIMIT 20000",
+            " AND qualified_name != name AND kind IN ('method', 'field', 'function')",
             names,
         ):
             defined_by.setdefault(qual[: -len(name) - 1], set()).add(name)
