@@ -118,9 +118,49 @@ def typed_member_uses(raw: list[str], code: list[str], weights: list[float]
     proximity weight. Locals are typed within their def (a name given two types there is
     left out); ``self.attr`` within its class; module-level names everywhere.
     """
+    return scan_types(raw, code).member_uses(code, weights)
+
+
+@dataclass
+class TypeScan:
+    """The types the lines give their names, and which def and class each line is in."""
+
+    module: _Block
+    blocks: list[_Block]  # per line: the innermost def's block (or the module's)
+    classes: list[_Block | None]  # per line: the innermost class's attributes
+
+    def hint(self, qualifier: str, line: int) -> TypeHint | None:
+        """The one type of ``x`` / ``self.x`` at a line, or None (unknown or ambiguous)."""
+        if qualifier.startswith("self."):
+            owner = self.classes[line]
+            hints = owner.types.get(qualifier[5:], set()) if owner else set()
+        else:
+            hints = self.blocks[line].types.get(qualifier) or self.module.types.get(qualifier,
+                                                                                  set())
+        return next(iter(hints)) if len(hints) == 1 else None
+
+    def member_uses(self, code: list[str], weights: list[float]
+                    ) -> dict[tuple[TypeHint, str], float]:
+        """``(type of x, attr) -> weight`` for every ``x.attr`` of the lines with a typed ``x``."""
+        out: dict[tuple[TypeHint, str], float] = {}
+        for i, line in enumerate(code):
+            owner = self.classes[i]
+            if "." not in line or not (self.blocks[i].types or self.module.types
+                                       or (owner and owner.types)):
+                continue  # no `x.attr` here, or no typed name it could be
+            for m in _USE_RE.finditer(line):
+                hint = self.hint(m.group(1), i)
+                if hint is not None:
+                    key = (hint, m.group(2))
+                    out[key] = out.get(key, 0.0) + weights[i]
+        return out
+
+
+def scan_types(raw: list[str], code: list[str]) -> TypeScan:
+    """One pass over the lines: their defs and classes, and the types given to names there."""
     module = _Block()
-    blocks: list[_Block] = []  # per line: the innermost def's block
-    classes: list[_Block | None] = []  # per line: the innermost class's attributes
+    blocks: list[_Block] = []
+    classes: list[_Block | None] = []
     stack: list[tuple[int, str, _Block]] = []
     def_block, class_block, in_class_body = module, None, False
     depth = 0  # open brackets: continuation lines do not open or close blocks
@@ -156,21 +196,7 @@ def typed_member_uses(raw: list[str], code: list[str], weights: list[float]
         classes.append(class_block)
         if stripped:
             _collect(line, def_block, class_block, in_class_body=in_class_body and not scope)
-    out: dict[tuple[TypeHint, str], float] = {}
-    for i, line in enumerate(code):
-        owner = classes[i]
-        if "." not in line or not (blocks[i].types or module.types or (owner and owner.types)):
-            continue  # no `x.attr` here, or no typed name it could be
-        for m in _USE_RE.finditer(line):
-            qualifier, attr = m.group(1), m.group(2)
-            if qualifier.startswith("self."):
-                hints = owner.types.get(qualifier[5:], set()) if owner else set()
-            else:
-                hints = blocks[i].types.get(qualifier) or module.types.get(qualifier, set())
-            if len(hints) == 1:
-                key = (next(iter(hints)), attr)
-                out[key] = out.get(key, 0.0) + weights[i]
-    return out
+    return TypeScan(module, blocks, classes)
 
 
 def _collect(line: str, block: _Block, owner: _Block | None, *, in_class_body: bool) -> None:

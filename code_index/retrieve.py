@@ -7,7 +7,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .languages import normalize_language
-from .pytypes import TypeHint, return_annotation, typed_member_uses
+from .pytypes import TypeHint, return_annotation, scan_types
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -50,6 +50,7 @@ _IMPORT_RE = re.compile(
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TYPED_RE = re.compile(r"(?:([A-Za-z_]\w*)\s*\.\s*)?([A-Za-z_]\w*)?$")
+_OBJECT_RE = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)[ \t]*\.[ \t]*([A-Za-z_]\w*)?$")
 
 
 _FIXTURE_RE = re.compile(r"^[ \t]*@(?:pytest\.)?fixture\b", re.MULTILINE)
@@ -509,17 +510,28 @@ class Retriever:
             bound = bound_names("\n".join(window)) if language == "python" else (set(), set())
             uses = name_uses(code_before, code_after, comment=None)
             typed: dict[tuple[TypeHint, str], float] = {}
+            scopes = enclosing_scopes(code_before.split("\n"))
+            cur_class = next((name for _, kind, name in scopes if kind == "class"), None)
+            duck: dict[str, tuple[str, dict[str, float]]] = {}
             if language == "python":  # types of variables, in the window of the locals
                 before_lines = code_before.split("\n")[-BOUND_WINDOW:]
                 after_lines = code_after.split("\n", BOUND_WINDOW // 2)[: BOUND_WINDOW // 2]
                 raw = (ctx.prefix.split("\n")[-len(before_lines):]
                        + ctx.suffix.split("\n", len(after_lines))[: len(after_lines)])
-                typed = typed_member_uses(raw, [*before_lines, *after_lines],
-                                          line_weights(before_lines, after_lines))
+                code_lines = [*before_lines, *after_lines]
+                scan = scan_types(raw, code_lines)
+                typed = scan.member_uses(code_lines, line_weights(before_lines, after_lines))
+                duck = self._duck_typed(db, uses, imports.keys())
+                m = _OBJECT_RE.search(lines_before[-1])
+                if m:  # the cursor is after `x.`: the API of x's class leads
+                    hint = scan.hint(m.group(1), len(before_lines) - 1)
+                    cls = (self._hint_class(db, hint, {}, cur_class) if hint
+                           else duck.get(m.group(1), (None, {}))[0])
+                    if cls:
+                        typing = self._class_api(db, cls, m.group(2) or "", m.group(1),
+                                                 cur_rel) + typing
             symbols = self._use_candidates(
-                db, uses, imports,
-                enclosing_scopes(code_before.split("\n")), cur_rel, cursor_line, local, bound,
-                typed,
+                db, uses, imports, scopes, cur_rel, cursor_line, local, bound, typed, duck,
             )
             imported, modules = _module_paths(ctx.prefix[:20000])
             # The first ranking (nearest name first) fused with the use-based one: each finds
@@ -779,6 +791,7 @@ class Retriever:
         scopes: list[tuple[int, str, str]], cur_rel: str | None, cursor_line: int,
         local: set[str], bound: tuple[set[str], set[str]] = (set(), set()),
         typed: dict[tuple[TypeHint, str], float] | None = None,
+        duck: dict[str, tuple[str, dict[str, float]]] | None = None,
     ) -> list[Candidate]:
         """Definitions the file's names resolve to, ranked by the evidence of their uses.
 
@@ -838,7 +851,8 @@ class Retriever:
             cls = classes[hint]
             if cls is not None:
                 typed_members.append((cls, name, weight))
-        typed_members.extend(self._duck_typed(db, uses, resolved))
+        typed_members.extend((cls, name, weight) for cls, attrs in (duck or {}).values()
+                             for name, weight in attrs.items())
         for cls, name, weight in typed_members:
             members[(cls, name)] = members.get((cls, name), 0.0) + weight
             # The class itself, whose outline shows every method the variable may use.
@@ -928,28 +942,28 @@ class Retriever:
         )
 
     @staticmethod
-    def _duck_typed(db: sqlite3.Connection, uses: dict[str, NameUses],
-                    resolved: dict[str, tuple[str, int | None, str | None]],
-                    ) -> list[tuple[str, str, float]]:
-        """``(class, member, weight)`` for variables typed by the members the file uses on them.
+    def _duck_typed(db: sqlite3.Connection, uses: dict[str, NameUses], imported: Collection[str],
+                    ) -> dict[str, tuple[str, dict[str, float]]]:
+        """``variable -> (class, its members used here with their weights)``, by duck typing.
 
         ``msg.get_content_type()`` and ``msg.set_param(...)`` in one file: the one repository
         class that defines both (and more of the variable's members than any other) is
         ``msg``'s, so its other members (and its outline) are likely on the next line too.
+        Modules, classes, imported names and ``self`` itself are not variables here.
         """
         by_qualifier: dict[str, dict[str, float]] = {}
         for name, use in uses.items():
             for qual, weight in use.qualified.items():
                 head = qual.split(".", 1)[0]
-                if (qual in _SELF_NAMES or head in resolved or qual[:1].isupper()
+                if (qual in _SELF_NAMES or head in imported or qual[:1].isupper()
                         or head[:1].isupper()):
-                    continue  # modules, classes and `self` are resolved elsewhere
+                    continue
                 by_qualifier.setdefault(qual, {})[name] = weight
         candidates = sorted(((q, attrs) for q, attrs in by_qualifier.items() if len(attrs) >= 2),
                             key=lambda qa: -sum(qa[1].values()))[:MAX_DUCK_VARIABLES]
         names = sorted({n for _, attrs in candidates for n in attrs})[:MAX_LOOKUP_NAMES]
         if not names:
-            return []
+            return {}
         # Members defined everywhere (`get`, `close`) tell classes apart least and cost most
         # rows in a large repository: counted first (index only), then left out.
         names = [name for name, count in db.execute(
@@ -957,7 +971,7 @@ class Retriever:
             " GROUP BY name", names,
         ) if count <= DUCK_MAX_DEFINITIONS]
         if not names:
-            return []
+            return {}
         defined_by: dict[str, set[str]] = {}  # class -> the variable's members it defines
         for name, qual in db.execute(
             f"SELECT name, qualified_name FROM symbols WHERE name IN ({','.join('?' * len(names))})"
@@ -965,15 +979,53 @@ class Retriever:
             names,
         ):
             defined_by.setdefault(qual[: -len(name) - 1], set()).add(name)
-        out: list[tuple[str, str, float]] = []
-        for _, attrs in candidates:
+        out: dict[str, tuple[str, dict[str, float]]] = {}
+        for qualifier, attrs in candidates:
             scored = sorted(((len(defined.intersection(attrs)), cls)
                              for cls, defined in defined_by.items()), reverse=True)[:2]
             if not scored or scored[0][0] < 2 or (len(scored) > 1 and scored[1][0] == scored[0][0]):
                 continue
-            cls = scored[0][1].rsplit(".", 1)[-1]
-            out.extend((cls, name, weight) for name, weight in attrs.items())
+            out[qualifier] = (scored[0][1].rsplit(".", 1)[-1], attrs)
         return out
+
+    def _class_api(self, db: sqlite3.Connection, cls: str, partial: str, chain: str,
+                   cur_rel: str | None) -> list[Candidate]:
+        """The class's outline reduced to the members that start with what is typed.
+
+        For ``chain.partial`` at the cursor with ``chain`` of class ``cls`` (private members
+        only when ``partial`` starts with ``_``); empty when the name is not one class's.
+        """
+        found = db.execute(
+            "SELECT s.id, s.qualified_name, s.signature, s.start_line, s.end_line, "
+            "s.outer_start_line, s.file_id, f.path, f.origin FROM symbols s "
+            "JOIN files f ON f.id=s.file_id WHERE s.name = ? AND s.kind = 'class' LIMIT 2",
+            (cls,),
+        ).fetchall()
+        if len(found) != 1:
+            return []
+        _, qual, signature, start, end, outer, file_id, path, origin = found[0]
+        members = [
+            (kind, sig) for name, kind, sig in db.execute(
+                "SELECT name, kind, signature FROM symbols WHERE file_id = ? AND start_line > ? "
+                "AND end_line <= ? AND qualified_name = ? || '.' || name ORDER BY start_line",
+                (file_id, start, end, qual),
+            )
+            if name.startswith(partial) and (partial[:1] == "_" or not name.startswith("_"))
+        ]
+        if not members:
+            return []
+        lines = [f"{(signature or f'class {cls}').rstrip(':')}:"]
+        for kind, sig in members[: MAX_SNIPPET_LINES - 1]:
+            sig = (sig or "").strip()
+            lines.append(f"    {sig.rstrip(':')}: ..." if kind in ("method", "function")
+                         else f"    {sig}")
+        return [Candidate(
+            path=_display_path(path) if origin == "dependency" else path,
+            abs_path=self._abs(path, origin), start_line=outer or start, end_line=end,
+            text="\n".join(lines), source="symbol",
+            reason=f"members of `{cls}`, the class of `{chain}` before the cursor",
+            same_file=path == cur_rel, verbatim=False,
+        )]
 
     def _hint_class(self, db: sqlite3.Connection, hint: TypeHint,
                     resolved: dict[str, tuple[str, int | None, str | None]],

@@ -305,8 +305,9 @@ def test_duck_typing_needs_two_members_and_one_best_class(
     shop: Index, body: str, expected: set[tuple[str, str]]
 ) -> None:
     uses = name_uses(body, "")
-    got = shop.retriever._duck_typed(shop.store.reader(), uses, {})
-    assert {(cls, name) for cls, name, _ in got} == expected
+    got = shop.retriever._duck_typed(shop.store.reader(), uses, ())
+    assert {(cls, name) for cls, attrs in got.values() for name in attrs} == expected
+    assert set(got) <= {"x"}
 
 
 # ---- noise: names no other code can refer to ---------------------------------------------------
@@ -392,3 +393,40 @@ def test_a_module_under_the_root_package_is_found_by_its_whole_path(tmp_path: Pa
             "mail": "__init__.py", "mail.mime": "mime/__init__.py"}
     finally:
         idx.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "shown", "hidden"),
+    [
+        # Typed by a constructor call: every public member, then those typed so far.
+        ("def run():\n    x = Register()\n    y = x.", "shop/till.py",
+         ["checkout", "open_drawer", "print_receipt"], []),
+        ("def run():\n    x = Register()\n    y = x.op", "shop/till.py", ["open_drawer"],
+         ["checkout", "print_receipt"]),
+        # Typed by the members used on it elsewhere (duck typing).
+        ("def run(x):\n    x.add_item(1)\n    x.total()\n    x.", "shop/models.py",
+         ["checkout", "remove_item"], []),
+    ],
+)
+def test_the_api_of_the_object_before_the_cursor_leads(
+    shop: Index, body: str, path: str, shown: list[str], hidden: list[str]
+) -> None:
+    prefix = IMPORTS + body
+    file = shop.root / "shop/user.py"
+    file.write_text(prefix + "\n")
+    ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(file),
+                        repo_root=str(shop.root), line=prefix.count("\n"))
+    first = shop.retrieve(ctx, budget_tokens=4000, max_snippets=10)[0]
+    assert first.path == path and first.reason.startswith("members of")
+    assert all(f"def {n}(" in first.text for n in shown)
+    assert not any(f"def {n}(" in first.text for n in hidden)
+
+
+def test_no_api_for_an_object_of_unknown_class(shop: Index) -> None:
+    prefix = IMPORTS + "def run(x):\n    y = x."
+    file = shop.root / "shop/user.py"
+    file.write_text(prefix + "\n")
+    ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(file),
+                        repo_root=str(shop.root), line=prefix.count("\n"))
+    snippets = shop.retrieve(ctx, budget_tokens=4000, max_snippets=10)
+    assert not any(s.reason.startswith("members of") for s in snippets)
