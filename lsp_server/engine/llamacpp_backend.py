@@ -430,6 +430,15 @@ class LlamaCppGenerator:
                 if new_tokens >= request.max_tokens:
                     break
             decode_ms = (time.perf_counter() - decode_start) * 1000
+            stats = self.lookup_stats
+            if stats.steps:
+                log.debug(
+                    "prompt lookup: %d drafts, %d of %d tokens accepted, %d new tokens",
+                    stats.steps,
+                    stats.accepted,
+                    stats.drafted,
+                    new_tokens,
+                )
         return Generation(
             text=scanner.text,
             prompt_tokens=len(ids),
