@@ -353,7 +353,7 @@ class LlamaCppGenerator:
         return self._threads
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
-        """Greedy decoding; llama.cpp evaluates only the prompt tokens not already cached."""
+        """Greedy decoding (with prompt lookup if on); only uncached prompt tokens are evaluated."""
         with self._lock:
             llm = self._llm
             self._adapt_threads(llm)
@@ -459,7 +459,10 @@ class LlamaCppGenerator:
         cells of rejected draft tokens are dropped at once, so ``n_tokens`` and ``input_ids``
         describe the cache after every step, as the next request's plan reads them. A
         consumer that stops early leaves accepted but unread tokens in the cache; the next
-        plan reuses only the prompt, so they do no harm.
+        plan reuses only the prompt, so they do no harm. Without a draft a step is the plain
+        one-token step ``Llama.generate`` took (same tokens, same cost). With one, the output
+        is the plain one but for near-ties: llama.cpp's CPU kernels compute a batch a little
+        differently from one token (BENCHMARKS.md, "Prompt-lookup decoding").
         """
         history = list(ids)
         policy = replace(self.draft_policy or DraftPolicy(k_max=0))  # fresh counts
