@@ -487,10 +487,14 @@ class Index:
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
                  count_tokens: Callable[[str], int] | None = None,
-                 max_snippets: int = 8) -> list[Snippet]:
-        """Ranked, fused, deduplicated snippets for a cursor that fit ``budget_tokens``."""
+                 max_snippets: int = 8, similar_code: bool = False) -> list[Snippet]:
+        """Ranked, fused, deduplicated snippets for a cursor that fit ``budget_tokens``.
+
+        ``similar_code``: lead with the window of other code most like the cursor's lines.
+        """
         return self.retriever.retrieve(ctx, budget_tokens=budget_tokens,
-                                       count_tokens=count_tokens, max_snippets=max_snippets)
+                                       count_tokens=count_tokens, max_snippets=max_snippets,
+                                       similar_code=similar_code)
 
     def definitions(self, name: str, *, path: str | None = None, k: int = 5) -> list[Snippet]:
         """Where a name is defined (repository and dependency APIs), with signature and doc."""

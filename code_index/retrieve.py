@@ -16,6 +16,7 @@ import numpy as np
 
 from .languages import normalize_language
 from .pytypes import TypeHint, return_annotation, scan_types
+from .similar import best_window, query_identifiers
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -474,8 +475,12 @@ class Retriever:
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
                  count_tokens: Callable[[str], int] | None = None,
-                 max_snippets: int = MAX_SNIPPETS) -> list[Snippet]:
-        """Ranked, fused, deduplicated snippets for the cursor, within ``budget_tokens``."""
+                 max_snippets: int = MAX_SNIPPETS, similar_code: bool = False) -> list[Snippet]:
+        """Ranked, fused, deduplicated snippets for the cursor, within ``budget_tokens``.
+
+        ``similar_code``: the window of other code most like the cursor's lines leads
+        (similar.py); off, the ranking is definitions and chunks only.
+        """
         started = time.perf_counter()
         if budget_tokens <= 0:
             return []
@@ -549,6 +554,7 @@ class Retriever:
                 nearest = typing + [c for c in nearest if (c.path, c.start_line) not in keys]
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
+            similar = self._similar_candidates(db, ctx.prefix, cur_rel) if similar_code else []
             t2 = time.perf_counter()
             query_text = "\n".join([*lines_before[-6:], first_suffix_line])
             spent_ms = (t2 - started) * 1000
@@ -565,7 +571,7 @@ class Retriever:
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
             return []
-        fused = fuse([symbols, nearest, lexical, dense])
+        fused = lead_with(similar[:1], fuse([symbols, nearest, lexical, dense]))
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
         self.last_timings = Timings(
@@ -1221,6 +1227,42 @@ class Retriever:
                 break
         return out
 
+    def _similar_candidates(self, db: sqlite3.Connection, prefix: str, cur_rel: str | None,
+                            *, limit: int = 3, pool: int = 30, files: int = 8) -> list[Candidate]:
+        """Windows of other files' code most like the lines before the cursor (similar.py).
+
+        The lexical index names the files that share the cursor lines' rarer terms; their text
+        is cut into the same fixed windows the Jaccard baseline uses (chunk boundaries would
+        make an import line the best "window").
+        """
+        query = query_identifiers(prefix)
+        terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
+        if not terms:
+            return []
+        hits = db.execute(
+            "SELECT f.path FROM chunks_fts JOIN chunks c ON c.id=chunks_fts.rowid "
+            "JOIN files f ON f.id=c.file_id WHERE chunks_fts MATCH ? AND f.origin='repo' "
+            "ORDER BY rank LIMIT ?",
+            (" OR ".join(f'"{t}"' for t in terms), pool),
+        ).fetchall()
+        paths = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
+        found: list[tuple[float, Candidate]] = []
+        for path in paths:
+            try:  # the indexed file on disk (indexing already vetted its size and encoding)
+                text = (self.root / path).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            window = best_window(text, 1, query)
+            if window is None:
+                continue
+            found.append((window.score, Candidate(
+                path=path, abs_path=self._abs(path, "repo"), start_line=window.start,
+                end_line=window.end, text=window.text, source="lexical",
+                reason=f"code like the lines before the cursor (jaccard {window.score:.2f})",
+            )))
+        found.sort(key=lambda item: -item[0])
+        return [c for _, c in found[:limit]]
+
     def _doc_candidates(self, db: sqlite3.Connection, words: list[str], *, limit: int
                         ) -> list[Candidate]:
         query = fts_query(words)
@@ -1295,6 +1337,21 @@ def fuse(lists: list[list[Candidate]], k: int = RRF_K) -> list[tuple[float, Cand
     return kept
 
 
+def lead_with(first: list[Candidate], fused: list[tuple[float, Candidate]]
+              ) -> list[tuple[float, Candidate]]:
+    """``first`` ahead of the fused ranking, which loses what overlaps them."""
+    if not first:
+        return fused
+    top = fused[0][0] if fused else 0.0
+    lead = [(top + 1.0, c) for c in first]
+    rest = [
+        (score, c) for score, c in fused
+        if not any(c.path == f.path and c.start_line <= f.end_line and f.start_line <= c.end_line
+                   for f in first)
+    ]
+    return lead + rest
+
+
 def fit_budget(
     fused: list[tuple[float, Candidate]],
     budget_tokens: int,
@@ -1322,4 +1379,6 @@ def fit_budget(
     return out
 
 
-__all__ = ["Retriever", "estimate_tokens", "fit_budget", "fuse", "normalize_language"]
+__all__ = [
+    "Retriever", "estimate_tokens", "fit_budget", "fuse", "lead_with", "normalize_language",
+]

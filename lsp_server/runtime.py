@@ -17,6 +17,7 @@ from .engine.device import pick_device
 from .engine.engine import CompletionEngine
 from .hover import Explainer, HoverResult
 from .indexing import IndexService
+from .models.registry import context_everywhere
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Runtime:
         if repo_root is not None and self.data_dir is not None and settings.index.enable:
             self.index = IndexService(repo_root, self.data_dir, settings.index)
         self._engine: CompletionEngine | None = None
+        self._similar_code = False
         self._engine_error: str | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
@@ -59,8 +61,13 @@ class Runtime:
                         log.info("adapter: %s", outcome)
                     except Exception:  # a broken adapter must not cost the user completions
                         log.exception("could not apply the adapter; serving the base model")
+                # Models that use context everywhere get it at line start too, led by similar
+                # code; the others (the 0.5B) only once something is typed, or with an adapter.
+                everywhere = context_everywhere(self.settings.model.name)
+                self._similar_code = everywhere
                 self._engine = CompletionEngine(
-                    generator, self.settings.completion, self._retrieve if self.index else None
+                    generator, self.settings.completion, self._retrieve if self.index else None,
+                    context_at_line_start=True if everywhere else None,
                 )
                 self.load_seconds = time.monotonic() - started
                 self._engine_error = None
@@ -79,7 +86,8 @@ class Runtime:
 
     def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
         assert self.index is not None
-        return self.index.retrieve(ctx, budget_tokens=budget_tokens)
+        return self.index.retrieve(ctx, budget_tokens=budget_tokens,
+                                   similar_code=self._similar_code)
 
     def status(self) -> dict[str, object]:
         """Model, device, data directory and what is loaded, as JSON-able data."""

@@ -25,6 +25,10 @@ class Bundle:
     size: int
     sha256: str
     description: str
+    context_everywhere: bool = True
+    """Whether retrieved context helps this model even where nothing is typed on the line yet,
+    led by the most similar window of other code (measured: BENCHMARKS.md, "Completion
+    quality"; the 0.5B does better from its file alone there)."""
 
 
 def _parts(prefix: str, version: str, count: int, member: str) -> tuple[BundlePart, ...]:
@@ -51,6 +55,7 @@ BUNDLES: dict[str, Bundle] = {
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (default on CPU)",
+            context_everywhere=False,
         ),
         Bundle(
             name="qwen2.5-coder-1.5b",
@@ -70,3 +75,9 @@ BUNDLES: dict[str, Bundle] = {
 }
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+def context_everywhere(model: str) -> bool:
+    """The bundle's ``context_everywhere`` (other models: yes, as larger models use context)."""
+    bundle = BUNDLES.get(model)
+    return bundle.context_everywhere if bundle else True

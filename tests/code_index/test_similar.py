@@ -1,0 +1,100 @@
+"""Similar code: identifier-set windows, and the window leading retrieval when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.indexer import Index
+from pilotfish.code_index.similar import best_window, identifier_set, jaccard, query_identifiers
+from pilotfish.code_index.types import CursorContext
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [("x y", "x y", 1.0), ("x y", "y z", 1 / 3), ("x", "z", 0.0), ("", "", 0.0)],
+)
+def test_jaccard(a: str, b: str, expected: float) -> None:
+    assert jaccard(identifier_set(a), identifier_set(b)) == pytest.approx(expected)
+
+
+def test_query_is_the_last_lines_before_the_cursor() -> None:
+    prefix = "\n".join(f"old{i} = 1" for i in range(30)) + "\nfresh = ob"
+    query = query_identifiers(prefix, lines=3)
+    assert query == {"old28", "old29", "fresh", "ob"}
+
+
+def test_best_window_finds_the_matching_lines_and_their_numbers() -> None:
+    lines = [f"filler_{i} = {i}" for i in range(40)]
+    lines[25:27] = ["engine = CompletionEngine(gen, settings)", "engine.complete(request)"]
+    query = identifier_set("engine = CompletionEngine(gen, settings)\nresult = engine.complete")
+    window = best_window("\n".join(lines), 101, query, size=10, stride=5)
+    assert window is not None
+    assert window.start <= 126 and window.end >= 127  # 1-based: first_line + index
+    assert "CompletionEngine(gen, settings)" in window.text
+    assert best_window("\n".join(lines[:3]), 1, identifier_set("nothing_shared")) is None
+
+
+def test_short_text_is_one_window() -> None:
+    window = best_window("a = b\nc = d\n\n", 7, identifier_set("a c"))
+    assert window is not None and (window.start, window.end) == (7, 8)
+
+
+USAGE = '''\
+from engine import CompletionEngine
+
+
+def test_runs_once(gen, settings):
+    engine = CompletionEngine(gen, settings, cache_size=0)
+    first = engine.complete(make_request("x = "))
+    assert first.source == "model"
+'''
+
+DEFINITION = '''\
+class CompletionEngine:
+    """Turns requests into suggestions."""
+
+    def __init__(self, gen, settings, cache_size=256):
+        self.gen = gen
+'''
+
+
+@pytest.fixture
+def index(tmp_path: Path):
+    root = tmp_path / "repo"
+    (root / "tests").mkdir(parents=True)
+    (root / "engine.py").write_text(DEFINITION)
+    (root / "tests" / "test_one.py").write_text(USAGE)
+    (root / "tests" / "test_two.py").write_text("")
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    idx.build()
+    yield idx
+    idx.close()
+
+
+def test_similar_window_leads_only_when_asked(index: Index) -> None:
+    prefix = (
+        "from engine import CompletionEngine\n\n\ndef test_runs_twice(gen, settings):\n    "
+    )
+    ctx = CursorContext(
+        prefix=prefix, suffix="\n", language="python", line=prefix.count("\n"),
+        path=str(index.root / "tests" / "test_two.py"), repo_root=str(index.root),
+    )
+    led = index.retrieve(ctx, budget_tokens=600, similar_code=True)
+    assert led and led[0].path == "tests/test_one.py", [s.path for s in led]
+    assert "engine = CompletionEngine(gen, settings, cache_size=0)" in led[0].text
+    assert led[0].reason.startswith("code like the lines before the cursor")
+    plain = index.retrieve(ctx, budget_tokens=600)
+    assert not any(s.reason.startswith("code like") for s in plain)
+
+
+def test_the_cursor_file_is_never_its_own_similar_code(index: Index) -> None:
+    prefix = USAGE + "\n\ndef test_again(gen, settings):\n    "
+    ctx = CursorContext(
+        prefix=prefix, suffix="\n", language="python", line=prefix.count("\n"),
+        path=str(index.root / "tests" / "test_one.py"), repo_root=str(index.root),
+    )
+    led = index.retrieve(ctx, budget_tokens=600, similar_code=True)
+    assert not any(s.path == "tests/test_one.py" and s.reason.startswith("code like")
+                   for s in led)
