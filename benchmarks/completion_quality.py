@@ -20,14 +20,15 @@ same settings (greedy decoding, default prompt budgets); only the ``retrieve`` c
   Python file of the parent tree, ranked by Jaccard similarity of their identifier sets with
   the 20 lines before the cursor, handed over as snippets (the prompt stage keeps what fits);
 * ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings),
-  shown as the server shows it (with the base model: not where nothing is typed on the line).
+  shown as the server shows it: for the 0.5B not where nothing is typed on the line; for models
+  whose registry entry uses context everywhere, at line start too, led by similar code.
 
 More conditions for presentation experiments (``--conditions``, comma-separated), all with
 the snippets shown at the start of a line too: ``pilotfish-always`` (as retrieved),
 ``pilotfish-comments`` (the same snippets as comment lines at the top of the file instead of
 the repository-level format), ``pilotfish-defs`` (only definitions: symbol and doc snippets, at
 most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best snippets,
-whatever their source).
+whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets).
 
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
@@ -58,6 +59,7 @@ from pilotfish.lsp_server.engine.engine import CompletionEngine, RetrieveFn
 from pilotfish.lsp_server.engine.generate import Generator
 from pilotfish.lsp_server.engine.templates import ContextStyle
 from pilotfish.lsp_server.indexing import IndexService
+from pilotfish.lsp_server.models.registry import context_everywhere
 from pilotfish.lsp_server.settings import CompletionSettings, IndexSettings, Settings
 from pilotfish.training.evaluate import score
 from pilotfish.training.history import file_changes, first_parent_commits
@@ -66,7 +68,7 @@ IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONS = ("in-file", "jaccard", "pilotfish")
 EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
-    "pilotfish-top2",
+    "pilotfish-top2", "jaccard+pilotfish",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
@@ -263,26 +265,34 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 
 def conditions_for(
-    names: Sequence[str], service: IndexService, jaccard: Jaccard
+    names: Sequence[str], service: IndexService, jaccard: Jaccard, everywhere: bool = False
 ) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]]:
     """Each named condition's retriever, snippet style and line-start rule.
 
     The rule is whether snippets are shown where nothing is typed on the line yet (``None``:
-    as the server does).
+    as the server does for the base model). ``everywhere``: the model's registry entry says it
+    uses context everywhere, so the served ``pilotfish`` shows it at line start too, led by
+    similar code (as ``Runtime`` serves it).
     """
 
     def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget)
 
+    def served(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
+        return service.retrieve(ctx, budget_tokens=budget, similar_code=everywhere)
+
     table: dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]] = {
         "in-file": (None, "repo", None),
         "jaccard": (jaccard, "repo", True),  # the Copilot-style baseline: always on
-        "pilotfish": (pilotfish, "repo", None),
+        "pilotfish": (served, "repo", True if everywhere else None),
         "pilotfish-always": (pilotfish, "repo", True),
         "pilotfish-comments": (pilotfish, "comments", True),
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),
         "pilotfish-defs-comments": (definitions_only(pilotfish), "comments", True),
         "pilotfish-top2": (lambda ctx, budget: list(pilotfish(ctx, budget))[:2], "repo", True),
+        "jaccard+pilotfish": (
+            lambda ctx, budget: [*jaccard(ctx, budget)[:1], *pilotfish(ctx, budget)], "repo", True
+        ),
     }
     return {name: table[name] for name in names}
 
@@ -325,6 +335,7 @@ def run(
         if model:
             settings = replace(settings, name=model)
         generator: Generator = load_generator(settings)
+        everywhere = context_everywhere(settings.name)
         completion = CompletionSettings()
         jaccards: dict[str, Jaccard] = {}
         rows: list[dict[str, object]] = []
@@ -341,7 +352,7 @@ def run(
             )
             target = case.target[len(typed) :]
             row: dict[str, object] = {**asdict(case)}
-            chosen = conditions_for(conditions, service, jaccards[case.parent])
+            chosen = conditions_for(conditions, service, jaccards[case.parent], everywhere)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
                                           context_at_line_start=line_start)
