@@ -27,6 +27,10 @@ RRF_K = 20
 WEIGHTS: dict[str, float] = {"symbol": 2.0, "doc": 1.5, "lexical": 1.0, "dense": 1.0}
 MAX_SNIPPET_LINES = 24
 MAX_SNIPPETS = 8
+# Similar-code windows ahead of the definitions when asked: with the 1.5B at line start the
+# best two Jaccard windows beat one window followed by definitions (35 vs 30 % exact match on
+# 20 cross-file lines, BENCHMARKS.md "Completion quality", session 3).
+LEAD_WINDOWS = 2
 SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet
 CURSOR_WINDOW_BEFORE = 80  # same-file lines likely already in the prompt's prefix
 CURSOR_WINDOW_AFTER = 30
@@ -571,7 +575,7 @@ class Retriever:
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
             return []
-        fused = lead_with(similar[:1], fuse([symbols, nearest, lexical, dense]))
+        fused = lead_with(similar[:LEAD_WINDOWS], fuse([symbols, nearest, lexical, dense]))
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
         self.last_timings = Timings(
