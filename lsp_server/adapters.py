@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .engine.templates import TEMPLATES
 from .errors import UserError
 
 if TYPE_CHECKING:
@@ -207,4 +208,12 @@ def apply(
         log.warning("%s", problem)
         return f"refused: {problem}"
     generator.set_adapter(info.path)
+    trained = (info.manifest or {}).get("prompt_template") or {}
+    template = TEMPLATES.get(str(trained.get("name", "")))
+    if template is not None and str(trained.get("version", "")) != template.version:
+        note = (f"adapter {info.name} was trained on prompt template {template.name} "
+                f"v{trained.get('version')}, the server renders v{template.version}: "
+                "retrain it (`pilotfish train`) for prompts that match")
+        log.warning("%s", note)
+        return f"serving adapter {info.name} ({note})"
     return f"serving adapter {info.name}"

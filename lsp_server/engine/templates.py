@@ -39,8 +39,10 @@ class FimTemplate:
     file_sep: str | None = None
     """Token that starts a file in repository-level prompts; ``None`` means use comments."""
     repo_name: str | None = None
-    version: str = "1"
-    """Bumped when the rendering changes, so adapters record the template they were trained on."""
+    version: str = "2"
+    """Bumped when the rendering changes, so adapters record the template they were trained on.
+    2: where only indentation is typed on the cursor's line, the prefix ends at the line start
+    (``split_trailing_space``)."""
 
     def render(
         self,

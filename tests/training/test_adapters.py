@@ -10,11 +10,16 @@ from pilotfish.lsp_server.errors import UserError
 
 
 def _stage(
-    data_dir: Path, name: str, base: str = "qwen2.5-coder-0.5b", sha: str = "ab" * 32
+    data_dir: Path, name: str, base: str = "qwen2.5-coder-0.5b", sha: str = "ab" * 32,
+    template: dict[str, str] | None = None,
 ) -> Path:
     staged = adapters.staging_dir(data_dir, name)
     (staged / "adapter_config.json").write_text("{}")
-    manifest = {"name": name, "base_model": {"id": base, "sha256": sha}, "created_at": name}
+    manifest: dict[str, object] = {
+        "name": name, "base_model": {"id": base, "sha256": sha}, "created_at": name,
+    }
+    if template is not None:
+        manifest["prompt_template"] = template
     (staged / adapters.MANIFEST).write_text(json.dumps(manifest))
     return adapters.install(data_dir, staged, name)
 
@@ -94,3 +99,20 @@ def test_use_pointer_is_atomic_under_concurrent_readers(tmp_path: Path) -> None:
     stop.set()
     t.join()
     assert seen <= {"a1", "a2", None}
+
+
+def test_adapter_trained_on_an_older_prompt_template_is_served_with_a_warning(
+    tmp_path: Path,
+) -> None:
+    from pilotfish.lsp_server.engine.templates import TEMPLATES
+
+    gen = FakeGenerator("qwen2.5-coder-0.5b")
+    now = TEMPLATES["qwen2.5-coder"].version
+    _stage(tmp_path, "fresh", template={"name": "qwen2.5-coder", "version": now})
+    _stage(tmp_path, "old", template={"name": "qwen2.5-coder", "version": "0"})
+    adapters.use(tmp_path, "fresh")
+    assert adapters.apply(gen, tmp_path) == "serving adapter fresh"  # type: ignore[arg-type]
+    adapters.use(tmp_path, "old")
+    outcome = adapters.apply(gen, tmp_path)  # type: ignore[arg-type]
+    assert outcome.startswith("serving adapter old (") and "retrain" in outcome
+    assert gen.adapter == "old"

@@ -69,7 +69,7 @@ def test_train_produces_a_gated_adapter_with_report_and_gguf(
     assert m["base_model"]["id"] == tiny_model_dir.name and len(m["base_model"]["sha256"]) == 64
     assert m["repository"]["root"] == str(root)
     assert m["commits"]["train"] == 8 and m["commits"]["heldout"] == 2
-    assert m["prompt_template"] == {"name": "qwen2.5-coder", "version": "1"}
+    assert m["prompt_template"] == {"name": "qwen2.5-coder", "version": "2"}
     assert m["metrics"]["gate"]["passed"] is True
     assert set(m["metrics"]["conditions"]) == {"base", "adapter"}
     assert m["dataset"]["examples"]["span"] > 0 and m["training"]["steps"] == 2
