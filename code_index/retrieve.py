@@ -1232,24 +1232,35 @@ class Retriever:
         return out
 
     def _similar_candidates(self, db: sqlite3.Connection, prefix: str, cur_rel: str | None,
-                            *, limit: int = 3, pool: int = 30, files: int = 8) -> list[Candidate]:
+                            *, limit: int = 3, pool: int = 60, files: int = 12,
+                            siblings: int = 8) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
 
-        The lexical index names the files that share the cursor lines' rarer terms; their text
-        is cut into the same fixed windows the Jaccard baseline uses (chunk boundaries would
-        make an import line the best "window").
+        Candidate files: the cursor's directory (a test beside the tests it resembles) and the
+        files whose chunks share the cursor lines' rarer terms (the lexical index). Their text is
+        cut into the same fixed windows the Jaccard baseline uses (chunk boundaries would make
+        an import line the best "window").
         """
         query = query_identifiers(prefix)
+        near: list[str] = []
+        if cur_rel is not None:
+            folder = cur_rel.rsplit("/", 1)[0] + "/" if "/" in cur_rel else ""
+            language = db.execute("SELECT language FROM files WHERE path=?", (cur_rel,)).fetchone()
+            near = [r[0] for r in db.execute(
+                "SELECT path FROM files WHERE origin='repo' AND path GLOB ? AND path NOT GLOB ? "
+                "AND language IS ? AND path != ? LIMIT ?",
+                (f"{_glob_escape(folder)}*", f"{_glob_escape(folder)}*/*",
+                 language[0] if language else None, cur_rel, siblings),
+            )]
         terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
-        if not terms:
-            return []
         hits = db.execute(
             "SELECT f.path FROM chunks_fts JOIN chunks c ON c.id=chunks_fts.rowid "
             "JOIN files f ON f.id=c.file_id WHERE chunks_fts MATCH ? AND f.origin='repo' "
             "ORDER BY rank LIMIT ?",
             (" OR ".join(f'"{t}"' for t in terms), pool),
-        ).fetchall()
-        paths = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
+        ).fetchall() if terms else []
+        lexical = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
+        paths = list(dict.fromkeys([*near, *lexical]))
         found: list[tuple[float, Candidate]] = []
         for path in paths:
             try:  # the indexed file on disk (indexing already vetted its size and encoding)
