@@ -1,7 +1,7 @@
 """Retrieval latency at about 100k chunks: symbol + lexical, then with dense (FAISS HNSW).
 
     python benchmarks/retrieval_latency.py [--corpus DIR] [--queries 300] [--data DIR]
-                                           [--symbol-lexical-only] [--json OUT]
+                                           [--symbol-lexical-only] [--similar] [--json OUT]
 
 The corpus is the CPython stdlib plus the installed ``transformers`` package, copied into one
 folder (about 110k chunks). Cursors are random lines of random Python files of the corpus;
@@ -91,15 +91,15 @@ def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]
     return out
 
 
-def measure(index: Index, ctxs: list[CursorContext]) -> dict[str, float]:
+def measure(index: Index, ctxs: list[CursorContext], similar: bool = False) -> dict[str, float]:
     total: list[float] = []
     parts: dict[str, list[float]] = {"symbol": [], "lexical": [], "dense": []}
     for ctx in ctxs[:10]:
-        index.retrieve(ctx, budget_tokens=384)  # warm caches
+        index.retrieve(ctx, budget_tokens=384, similar_code=similar)  # warm caches
     cpu: list[float] = []
     for ctx in ctxs:
         c0, t0 = time.thread_time(), time.perf_counter()
-        index.retrieve(ctx, budget_tokens=384)
+        index.retrieve(ctx, budget_tokens=384, similar_code=similar)
         total.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.thread_time() - c0) * 1000)
         timings = index.retriever.last_timings
@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--symbol-lexical-only", action="store_true",
                         help="skip the dense measurements (for A/B runs of the ranking)")
+    parser.add_argument("--similar", action="store_true",
+                        help="also measure symbol + lexical led by similar code (similar.py)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     build_corpus(args.corpus)
@@ -151,6 +153,9 @@ def main() -> None:
     ctxs = contexts(index, args.corpus, args.queries, args.seed)
     result["symbol_lexical"] = measure(index, ctxs)
     print(json.dumps(result["symbol_lexical"]), flush=True)
+    if args.similar:
+        result["with_similar_code"] = measure(index, ctxs, similar=True)
+        print(json.dumps(result["with_similar_code"]), flush=True)
     if args.symbol_lexical_only:
         index.close()
         if args.json:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .languages import normalize_language
 from .pytypes import TypeHint, return_annotation, scan_types
-from .similar import best_window, query_identifiers
+from .similar import WindowCache, query_identifiers
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -406,6 +406,7 @@ class Retriever:
         self._modules_stamp: tuple[int, int] | None = None
         self._module_files: dict[int, str] = {}
         self.last_timings = Timings()
+        self._windows = WindowCache()
 
     @property
     def dense_query_ms(self) -> float:
@@ -1254,20 +1255,20 @@ class Retriever:
             )]
         terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
         hits = db.execute(
-            "SELECT f.path FROM chunks_fts JOIN chunks c ON c.id=chunks_fts.rowid "
+            "SELECT f.path, c.start_line, c.end_line FROM chunks_fts "
+            "JOIN chunks c ON c.id=chunks_fts.rowid "
             "JOIN files f ON f.id=c.file_id WHERE chunks_fts MATCH ? AND f.origin='repo' "
             "ORDER BY rank LIMIT ?",
             (" OR ".join(f'"{t}"' for t in terms), pool),
         ).fetchall() if terms else []
-        lexical = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
-        paths = list(dict.fromkeys([*near, *lexical]))
+        spans: dict[str, list[tuple[int, int]]] = {}
+        for path, start, end in hits:
+            if path != cur_rel and (path in spans or len(spans) < files):
+                spans.setdefault(path, []).append((start, end))
         found: list[tuple[float, Candidate]] = []
-        for path in paths:
-            try:  # the indexed file on disk (indexing already vetted its size and encoding)
-                text = (self.root / path).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            window = best_window(text, 1, query)
+        # Neighbours are read whole; other files only around the chunks that matched.
+        for path, near_lines in [*((p, None) for p in near if p not in spans), *spans.items()]:
+            window = self._windows.best(self.root / path, query, near_lines)
             if window is None:
                 continue
             found.append((window.score, Candidate(

@@ -15,7 +15,11 @@ the repository.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 WINDOW_LINES = 20
 STRIDE = 10
@@ -50,22 +54,86 @@ class Window:
     score: float
 
 
+def window_starts(n_lines: int, size: int = WINDOW_LINES, stride: int = STRIDE) -> list[int]:
+    """0-based first lines of the fixed windows over ``n_lines`` lines (the tail included)."""
+    last = max(0, n_lines - size)
+    starts = list(range(0, last + 1, stride))
+    if starts[-1] != last:
+        starts.append(last)
+    return starts
+
+
 def best_window(
     text: str, first_line: int, query: frozenset[str], *, size: int = WINDOW_LINES,
     stride: int = STRIDE,
 ) -> Window | None:
     """The ``size``-line window of ``text`` (starting at ``first_line``) most like ``query``."""
-    lines = text.split("\n")
-    best: Window | None = None
-    last_start = max(0, len(lines) - size)
-    starts = list(range(0, last_start + 1, stride))
-    if starts[-1] != last_start:
-        starts.append(last_start)  # the tail gets its own window
-    for at in starts:
-        body = lines[at : at + size]
-        score = jaccard(query, identifier_set("\n".join(body)))
-        if score > 0 and (best is None or score > best.score):
-            while body and not body[-1].strip():
-                body = body[:-1]
-            best = Window(first_line + at, first_line + at + len(body) - 1, "\n".join(body), score)
-    return best
+    return _FileWindows(text.split("\n"), size, stride).best(query, first_line)
+
+
+@dataclass
+class _FileWindows:
+    """One file's lines and, computed on first use, each window's identifier set."""
+
+    lines: list[str]
+    size: int = WINDOW_LINES
+    stride: int = STRIDE
+    sets: dict[int, frozenset[str]] = field(default_factory=dict)
+
+    def best(self, query: frozenset[str], first_line: int = 1,
+             near: Iterable[tuple[int, int]] | None = None) -> Window | None:
+        """The best window; ``near``: only windows touching these 1-based line ranges."""
+        starts = window_starts(len(self.lines), self.size, self.stride)
+        if near is not None:
+            spans = [(lo - 1 - self.size, hi) for lo, hi in near]
+            starts = [a for a in starts if any(lo <= a <= hi for lo, hi in spans)]
+        best: Window | None = None
+        for at in starts:
+            ids = self.sets.get(at)
+            if ids is None:
+                ids = self.sets[at] = identifier_set("\n".join(self.lines[at : at + self.size]))
+            score = jaccard(query, ids)
+            if score > 0 and (best is None or score > best.score):
+                body = self.lines[at : at + self.size]
+                while body and not body[-1].strip():
+                    body = body[:-1]
+                best = Window(first_line + at, first_line + at + len(body) - 1, "\n".join(body),
+                              score)
+        return best
+
+
+class WindowCache:
+    """Files' windows kept between requests (typing asks about the same neighbours again),
+    keyed by path and checked against the file's size and modification time."""
+
+    def __init__(self, max_files: int = 256) -> None:
+        self._files: OrderedDict[Path, tuple[tuple[int, int], _FileWindows]] = OrderedDict()
+        self._max = max_files
+        self._lock = threading.Lock()
+
+    def best(self, path: Path, query: frozenset[str],
+             near: Iterable[tuple[int, int]] | None = None) -> Window | None:
+        """The best window of the file at ``path`` (``None``: unreadable or nothing shared)."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        key = (stat.st_size, stat.st_mtime_ns)
+        with self._lock:
+            hit = self._files.get(path)
+            if hit is not None and hit[0] == key:
+                self._files.move_to_end(path)
+                windows = hit[1]
+            else:
+                windows = None
+        if windows is None:
+            try:  # an indexed file (indexing vetted its size and encoding)
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return None
+            windows = _FileWindows(text.split("\n"))
+            with self._lock:
+                self._files[path] = (key, windows)
+                while len(self._files) > self._max:
+                    self._files.popitem(last=False)
+        return windows.best(query, 1, near)

@@ -98,3 +98,27 @@ def test_the_cursor_file_is_never_its_own_similar_code(index: Index) -> None:
     led = index.retrieve(ctx, budget_tokens=600, similar_code=True)
     assert not any(s.path == "tests/test_one.py" and s.reason.startswith("code like")
                    for s in led)
+
+
+def test_window_cache_rereads_a_changed_file_and_can_look_near_lines(tmp_path: Path) -> None:
+    import os
+
+    from pilotfish.code_index.similar import WindowCache
+
+    path = tmp_path / "m.py"
+    body = [f"filler_{i} = {i}" for i in range(60)]
+    body[5] = "alpha = beta(gamma)"
+    body[45] = "alpha = beta(delta)"
+    path.write_text("\n".join(body))
+    cache = WindowCache()
+    query = identifier_set("alpha = beta(gamma)")
+    first = cache.best(path, query)
+    assert first is not None and first.start == 1  # the window holding line 6
+    near = cache.best(path, query, near=[(46, 46)])  # only windows touching line 46
+    assert near is not None and near.start <= 46 <= near.end and "delta" in near.text
+    body[5] = "unrelated = 0"
+    path.write_text("\n".join(body) + "\n# changed\n")
+    os.utime(path, ns=(1, 10**18))  # a different mtime even on coarse clocks
+    again = cache.best(path, query)
+    assert again is not None and "gamma" not in again.text
+    assert cache.best(tmp_path / "missing.py", query) is None
