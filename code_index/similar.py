@@ -103,8 +103,10 @@ class _FileWindows:
 
 
 class WindowCache:
-    """Files' windows kept between requests (typing asks about the same neighbours again),
-    keyed by path and checked against the file's size and modification time."""
+    """Files' windows kept between requests, checked against each file's size and mtime.
+
+    Typing asks about the same neighbours again and again.
+    """
 
     def __init__(self, max_files: int = 256) -> None:
         self._files: OrderedDict[Path, tuple[tuple[int, int], _FileWindows]] = OrderedDict()
