@@ -31,6 +31,7 @@ MAX_SNIPPETS = 8
 # best two Jaccard windows beat one window followed by definitions (35 vs 30 % exact match on
 # 20 cross-file lines, BENCHMARKS.md "Completion quality", session 3).
 LEAD_WINDOWS = 2
+MAX_NEIGHBOUR_BYTES = 64_000  # a neighbour read whole for similar code: up to ~1,500 lines
 SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet
 CURSOR_WINDOW_BEFORE = 80  # same-file lines likely already in the prompt's prefix
 CURSOR_WINDOW_AFTER = 30
@@ -1233,7 +1234,7 @@ class Retriever:
         return out
 
     def _similar_candidates(self, db: sqlite3.Connection, prefix: str, cur_rel: str | None,
-                            *, limit: int = 3, pool: int = 60, files: int = 12,
+                            *, limit: int = 3, pool: int = 40, files: int = 6,
                             siblings: int = 8) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
 
@@ -1247,12 +1248,16 @@ class Retriever:
         if cur_rel is not None:
             folder = cur_rel.rsplit("/", 1)[0] + "/" if "/" in cur_rel else ""
             language = db.execute("SELECT language FROM files WHERE path=?", (cur_rel,)).fetchone()
-            near = [r[0] for r in db.execute(
-                "SELECT path FROM files WHERE origin='repo' AND path GLOB ? AND path NOT GLOB ? "
-                "AND language IS ? AND path != ? LIMIT ?",
+            rows = db.execute(
+                "SELECT path, size FROM files WHERE origin='repo' AND path GLOB ? "
+                "AND path NOT GLOB ? AND language IS ? AND path != ? LIMIT ?",
                 (f"{_glob_escape(folder)}*", f"{_glob_escape(folder)}*/*",
-                 language[0] if language else None, cur_rel, siblings),
-            )]
+                 language[0] if language else None, cur_rel, siblings + 1),
+            ).fetchall()
+            # Neighbours in a small folder only (in a folder of hundreds, a few arbitrary
+            # files are no neighbours), and not the huge ones.
+            if len(rows) <= siblings:
+                near = [path for path, size in rows if (size or 0) <= MAX_NEIGHBOUR_BYTES]
         terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
         hits = db.execute(
             "SELECT f.path, c.start_line, c.end_line FROM chunks_fts "

@@ -84,9 +84,15 @@ class _FileWindows:
              near: Iterable[tuple[int, int]] | None = None) -> Window | None:
         """The best window; ``near``: only windows touching these 1-based line ranges."""
         starts = window_starts(len(self.lines), self.size, self.stride)
-        if near is not None:
-            spans = [(lo - 1 - self.size, hi) for lo, hi in near]
-            starts = [a for a in starts if any(lo <= a <= hi for lo, hi in spans)]
+        if near is not None:  # windows touching a span: from (lo - size) to hi, 0-based starts
+            wanted: set[int] = set()
+            last = starts[-1]
+            for lo, hi in near:
+                first = max(0, (lo - 1 - self.size) // self.stride * self.stride)
+                wanted.update(range(first, min(hi, last) + 1, self.stride))
+                if lo - 1 - self.size <= last <= hi:
+                    wanted.add(last)
+            starts = sorted(wanted)
         best: Window | None = None
         for at in starts:
             ids = self.sets.get(at)
