@@ -15,6 +15,7 @@ from typing import Any
 from ..lsp_server.engine.context import CompletionRequest
 from ..lsp_server.engine.engine import CompletionEngine, RetrieveFn
 from ..lsp_server.engine.generate import Generator
+from ..lsp_server.models.registry import context_everywhere
 from ..lsp_server.settings import CompletionSettings
 from .examples import EvalCase
 from .progress import Event
@@ -192,7 +193,10 @@ def evaluate(
         if wanted != current:
             generator.set_adapter(wanted)
             current = wanted
-        engine = CompletionEngine(generator, settings, retrieve if with_retrieval else None)
+        # Context at line start as the server serves this model (Runtime), or with an adapter.
+        everywhere = context_everywhere(generator.model_id)
+        engine = CompletionEngine(generator, settings, retrieve if with_retrieval else None,
+                                  context_at_line_start=True if everywhere else None)
         predictions = run_condition(engine, cases, root, report, name)
         result.predictions[name] = predictions
         result.scores[name] = [score(p, c.target) for p, c in zip(predictions, cases, strict=True)]

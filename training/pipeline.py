@@ -19,6 +19,7 @@ from ..lsp_server.engine.engine import RetrieveFn
 from ..lsp_server.engine.generate import Generator
 from ..lsp_server.engine.prompt import PromptBudget
 from ..lsp_server.engine.templates import FimTemplate, template_for
+from ..lsp_server.models.registry import context_everywhere
 from ..lsp_server.models.resolve import ResolvedModel, resolve_model
 from ..lsp_server.paths import repo_data_dir
 from ..lsp_server.settings import CompletionSettings
@@ -215,7 +216,9 @@ def _commit_info(split: Split) -> dict[str, Any]:
 def _retriever(config: TrainConfig, snapshot: Path, run_dir: Path) -> RetrieveFn | None:
     if not config.retrieval or config.retrieval_tokens <= 0:
         return None
-    return code_index_retriever(snapshot, run_dir / "index")
+    return code_index_retriever(
+        snapshot, run_dir / "index", similar_code=context_everywhere(config.model)
+    )
 
 
 def split_validation(examples: list[Example], n: int) -> tuple[list[Example], list[Example]]:

@@ -39,11 +39,14 @@ def without_path(retrieve: RetrieveFn, path: str) -> RetrieveFn:
     return wrapped
 
 
-def code_index_retriever(root: Path, data_dir: Path) -> RetrieveFn | None:
+def code_index_retriever(
+    root: Path, data_dir: Path, *, similar_code: bool = False
+) -> RetrieveFn | None:
     """The server's retriever (``code_index``) over ``root``; ``None`` if it is not available.
 
     Embeddings are left off so that training does not need the embedding model; symbol and
-    lexical retrieval are what the server falls back to as well.
+    lexical retrieval are what the server falls back to as well. ``similar_code`` as the server
+    sets it for the model (``context_everywhere``), so prompts match what is served.
     """
     try:
         from ..code_index import indexer
@@ -60,7 +63,7 @@ def code_index_retriever(root: Path, data_dir: Path) -> RetrieveFn | None:
         return None
 
     def retrieve(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
-        return index.retrieve(ctx, budget_tokens=budget)
+        return index.retrieve(ctx, budget_tokens=budget, similar_code=similar_code)
 
     return retrieve
 

@@ -61,7 +61,7 @@ class ScriptedGenerator:
 
     backend = "fake"
     device = "cpu"
-    model_id = "fake"
+    model_id = "qwen2.5-coder-0.5b"  # stands in for the default model's serving policy
 
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers = answers
@@ -154,3 +154,20 @@ def test_gate_refuses_an_adapter_that_does_not_help(tmp_path: Path) -> None:
     assert set(result.conditions) == {"base", "adapter"}
     assert result.gate["passed"] is False
     assert "no retriever" in result.gate["reason"]
+
+
+def test_a_model_that_uses_context_everywhere_is_measured_with_it_at_line_start(
+    tmp_path: Path,
+) -> None:
+    cases = _cases()
+    gen = ScriptedGenerator({})
+    gen.model_id = "qwen2.5-coder-1.5b"  # type: ignore[misc]
+    seen: list[int] = []
+
+    def retrieve(ctx, budget):
+        seen.append(budget)
+        return []
+
+    evaluate(cases, gen, None, root=tmp_path, retrieve=retrieve,  # type: ignore[arg-type]
+             settings=CompletionSettings(skip_inside_word=False))
+    assert len(seen) == len(cases)  # base+retrieval retrieves at line start, as served
