@@ -1235,7 +1235,7 @@ class Retriever:
 
     def _similar_candidates(self, db: sqlite3.Connection, prefix: str, cur_rel: str | None,
                             *, limit: int = 3, pool: int = 40, files: int = 6,
-                            siblings: int = 8) -> list[Candidate]:
+                            siblings: int = 16) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
 
         Candidate files: the cursor's directory (a test beside the tests it resembles) and the
