@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cancel_after import CancelAfter
 from pilotfish.lsp_server.engine.anchor import anchored_start
 from pilotfish.lsp_server.engine.context import CompletionRequest
 from pilotfish.lsp_server.engine.engine import CompletionEngine, Pending
@@ -20,19 +21,6 @@ FIM = "<|fim_prefix|>{}<|fim_suffix|>\n<|fim_middle|>"
 
 def words(text: str) -> int:
     return len(text.split()) + text.count("\n")
-
-
-class CancelAfter(threading.Event):
-    """An event that reads as set from its ``n``-th check on (a deterministic mid-decode cancel)."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-        self.checks = 0
-
-    def is_set(self) -> bool:
-        self.checks += 1
-        return self.checks >= self.n or super().is_set()
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +63,14 @@ def test_kv_reuse_gives_the_same_output_as_a_fresh_cache(tiny_model_dir: Path) -
 
 def test_cancel_stops_mid_decode(generator: TransformersGenerator) -> None:
     request = GenerationRequest(prompt=FIM.format("x = "), max_tokens=500, stop=(), max_lines=0)
-    result = generator.generate(request, CancelAfter(5))  # 1 check in prefill, 4 in decode
+    result = generator.generate(request, CancelAfter(4))  # 1 prefill check, 3 decode
     assert result.stop_reason == "cancelled" and result.new_tokens == 3
 
 
 def test_cancelled_generation_leaves_a_usable_cache(generator: TransformersGenerator) -> None:
     prompt = FIM.format("values = [1, 2, 3]\ntotal = ")
     request = GenerationRequest(prompt=prompt, max_tokens=8, stop=(), max_lines=0)
-    generator.generate(request, CancelAfter(3))
+    generator.generate(request, CancelAfter(2))
     after = generator.generate(request, threading.Event())
     fresh = TransformersGenerator(generator._model_dir, model_id="t", device="cpu", int8=False)
     assert after.text == fresh.generate(request, threading.Event()).text
@@ -94,7 +82,7 @@ def test_cancel_during_prefill_keeps_the_evaluated_prefix(tiny_model_dir: Path) 
     prompt = FIM.format(f"def build():\n{body}    return")
     request = GenerationRequest(prompt=prompt, max_tokens=6, stop=(), max_lines=0)
     assert generator.count_tokens(prompt) > 2 * 128
-    stopped = generator.generate(request, CancelAfter(2))  # after the first chunk
+    stopped = generator.generate(request, CancelAfter(1))  # after the first chunk
     assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 0
     resumed = generator.generate(request, threading.Event())
     assert resumed.reused_tokens == 128
@@ -120,7 +108,7 @@ def test_static_cache_matches_the_dynamic_one(tiny_model_dir: Path) -> None:
         assert (got.text, got.reused_tokens) == (want.text, want.reused_tokens)
     # A cancel mid-decode leaves the static cache usable for the next request.
     request = GenerationRequest(prompt=prompts[0], max_tokens=200, stop=(), max_lines=0)
-    assert static.generate(request, CancelAfter(4)).stop_reason == "cancelled"
+    assert static.generate(request, CancelAfter(3)).stop_reason == "cancelled"
     request = GenerationRequest(prompt=prompts[1], max_tokens=16, stop=(), max_lines=0)
     assert static.generate(request, threading.Event()).text == dynamic.generate(
         request, threading.Event()).text
@@ -329,7 +317,7 @@ def test_cuda_generation_reuses_the_cache_and_cancels(tiny_model_dir: Path) -> N
     )
     assert again.reused_tokens > 5 and again.new_tokens == 8
     stopped = gpu.generate(
-        GenerationRequest(prompt=first, max_tokens=500, stop=(), max_lines=0), CancelAfter(4)
+        GenerationRequest(prompt=first, max_tokens=500, stop=(), max_lines=0), CancelAfter(3)
     )
     assert stopped.stop_reason == "cancelled" and stopped.new_tokens == 2
 

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cancel_after import CancelAfter
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
 from pilotfish.lsp_server.engine.hf_backend import TransformersGenerator
 from pilotfish.lsp_server.engine.lookup import DraftPolicy
@@ -26,18 +27,6 @@ def models(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> di
     for name, spread in (("mixed", 0.15), ("repetitive", 0.05)):
         out[name] = build_tiny_model(tmp_path_factory.mktemp(name), initializer_range=spread)
     return out
-
-
-class CancelAfter(threading.Event):
-    """Set once polled ``n`` times."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def is_set(self) -> bool:
-        self.n -= 1
-        return self.n < 0 or super().is_set()
 
 
 def run(

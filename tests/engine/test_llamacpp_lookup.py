@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cancel_after import CancelAfter
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
 from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator
 from pilotfish.lsp_server.engine.lookup import DraftPolicy
@@ -31,18 +32,6 @@ def ggufs(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dic
         folder = build_tiny_model(tmp_path_factory.mktemp(name), initializer_range=spread)
         out[name] = write_tiny_gguf(folder, folder / "tiny.gguf")
     return out
-
-
-class CancelAfter(threading.Event):
-    """A cancel event that turns set after it was polled ``polls`` times (mid-decode)."""
-
-    def __init__(self, polls: int) -> None:
-        super().__init__()
-        self.polls = polls
-
-    def is_set(self) -> bool:
-        self.polls -= 1
-        return self.polls < 0 or super().is_set()
 
 
 def run(

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from cancel_after import CancelAfter
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
 from pilotfish.lsp_server.engine.lookup import DraftPolicy
 
@@ -65,18 +66,6 @@ def test_same_text_with_drafts(generator, name: str) -> None:
         assert stats.accepted >= 0.8 * stats.drafted and stats.accepted >= 24
         model_calls = on.new_tokens - stats.accepted  # one call per step, draft or not
         assert model_calls <= on.new_tokens // 2
-
-
-class CancelAfter(threading.Event):
-    """Set once polled ``n`` times: a keystroke arriving mid-decode, at a known token."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.n = n
-
-    def is_set(self) -> bool:
-        self.n -= 1
-        return self.n < 0 or super().is_set()
 
 
 def test_cancel_mid_decode_with_drafts(generator) -> None:
