@@ -1238,10 +1238,10 @@ class Retriever:
                             siblings: int = 16) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
 
-        Candidate files: the cursor's directory (a test beside the tests it resembles) and the
-        files whose chunks share the cursor lines' rarer terms (the lexical index). Their text is
-        cut into the same fixed windows the Jaccard baseline uses (chunk boundaries would make
-        an import line the best "window").
+        Candidate files: the cursor's folder when small (a test beside the tests it resembles)
+        and the files whose chunks share the cursor lines' rarer terms (the lexical index). Their
+        whole text is cut into the fixed windows the Jaccard baseline uses (chunk boundaries
+        would make an import line the best "window"), cached per file.
         """
         query = query_identifiers(prefix)
         near: list[str] = []
@@ -1260,20 +1260,18 @@ class Retriever:
                 near = [path for path, size in rows if (size or 0) <= MAX_NEIGHBOUR_BYTES]
         terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
         hits = db.execute(
-            "SELECT f.path, c.start_line, c.end_line FROM chunks_fts "
+            "SELECT f.path FROM chunks_fts "
             "JOIN chunks c ON c.id=chunks_fts.rowid "
             "JOIN files f ON f.id=c.file_id WHERE chunks_fts MATCH ? AND f.origin='repo' "
             "ORDER BY rank LIMIT ?",
             (" OR ".join(f'"{t}"' for t in terms), pool),
         ).fetchall() if terms else []
-        spans: dict[str, list[tuple[int, int]]] = {}
-        for path, start, end in hits:
-            if path != cur_rel and (path in spans or len(spans) < files):
-                spans.setdefault(path, []).append((start, end))
+        lexical = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
         found: list[tuple[float, Candidate]] = []
-        # Neighbours are read whole; other files only around the chunks that matched.
-        for path, near_lines in [*((p, None) for p in near if p not in spans), *spans.items()]:
-            window = self._windows.best(self.root / path, query, near_lines)
+        # Whole files: the best window of a file is often away from the chunk that matched
+        # (with windows only around the matches, 1 of 20 cross-file lines fewer exact).
+        for path in dict.fromkeys([*near, *lexical]):
+            window = self._windows.best(self.root / path, query)
             if window is None:
                 continue
             found.append((window.score, Candidate(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,19 +79,9 @@ class _FileWindows:
     stride: int = STRIDE
     sets: dict[int, frozenset[str]] = field(default_factory=dict)
 
-    def best(self, query: frozenset[str], first_line: int = 1,
-             near: Iterable[tuple[int, int]] | None = None) -> Window | None:
-        """The best window; ``near``: only windows touching these 1-based line ranges."""
+    def best(self, query: frozenset[str], first_line: int = 1) -> Window | None:
+        """The best window (``None``: no window shares an identifier with ``query``)."""
         starts = window_starts(len(self.lines), self.size, self.stride)
-        if near is not None:  # windows touching a span: from (lo - size) to hi, 0-based starts
-            wanted: set[int] = set()
-            last = starts[-1]
-            for lo, hi in near:
-                first = max(0, (lo - 1 - self.size) // self.stride * self.stride)
-                wanted.update(range(first, min(hi, last) + 1, self.stride))
-                if lo - 1 - self.size <= last <= hi:
-                    wanted.add(last)
-            starts = sorted(wanted)
         best: Window | None = None
         for at in starts:
             ids = self.sets.get(at)
@@ -119,8 +108,7 @@ class WindowCache:
         self._max = max_files
         self._lock = threading.Lock()
 
-    def best(self, path: Path, query: frozenset[str],
-             near: Iterable[tuple[int, int]] | None = None) -> Window | None:
+    def best(self, path: Path, query: frozenset[str]) -> Window | None:
         """The best window of the file at ``path`` (``None``: unreadable or nothing shared)."""
         try:
             stat = path.stat()
@@ -144,4 +132,4 @@ class WindowCache:
                 self._files[path] = (key, windows)
                 while len(self._files) > self._max:
                     self._files.popitem(last=False)
-        return windows.best(query, 1, near)
+        return windows.best(query)
