@@ -54,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         index = runtime.index  # None with --no-index
+        if index is not None and args.repo is None and not (repo / ".git").exists():
+            # A loose file (no repository around it): indexing its folder could mean a whole
+            # home directory; --repo DIR says which folder to use.
+            print(
+                f"pilotfish: {path} is not in a git repository: completing from the file alone "
+                "(--repo DIR uses a folder's code)",
+                file=sys.stderr,
+            )
+            index = None
         if index is not None:  # refreshed while the model loads
             print("pilotfish: updating the index…", file=sys.stderr)
             index.start()

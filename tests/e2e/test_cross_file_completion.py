@@ -119,7 +119,11 @@ def test_in_file_only_recorded(real_model: str, workspace: Path) -> None:
 
 
 def test_cli_complete_indexes_and_lists_the_snippets(real_model: str, workspace: Path) -> None:
-    """``pilotfish complete --json`` updates the index itself and shows what it used."""
+    """``pilotfish complete --json`` updates the index itself and shows what it used.
+
+    The workspace is no git repository, so ``--repo`` names it (a loose file alone would be
+    completed from the file only, rather than indexing whatever folder holds it).
+    """
     import json
     import subprocess
     import sys
@@ -128,7 +132,7 @@ def test_cli_complete_indexes_and_lists_the_snippets(real_model: str, workspace:
     where = f"{workspace / 'report.py'}:{len(lines)}:{len(lines[-1]) + 1}"
     proc = subprocess.run(
         [sys.executable, "-m", "pilotfish.lsp_server", "complete", where, "--json",
-         "--data-dir", str(workspace / ".cli-data")],
+         "--repo", str(workspace), "--data-dir", str(workspace / ".cli-data")],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert proc.returncode == 0, proc.stderr

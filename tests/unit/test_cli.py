@@ -85,3 +85,11 @@ def test_pull_is_idempotent_for_the_real_model(real_model: str) -> None:
     proc = run("model", "pull", real_model)
     assert proc.returncode == 0
     assert "already pulled" in proc.stderr
+
+
+@pytest.mark.model
+def test_loose_file_is_completed_alone_not_its_whole_folder(source: Path, real_model: str) -> None:
+    proc = run("complete", f"{source}:2:12", "--json")  # tmp_path holds no git repository
+    assert proc.returncode == 0, proc.stderr
+    assert "not in a git repository: completing from the file alone" in proc.stderr
+    assert json.loads(proc.stdout)["snippets"] == []
