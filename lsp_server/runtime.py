@@ -33,7 +33,14 @@ class Runtime:
             paths.repo_data_dir(repo_root, settings.data_dir) if repo_root is not None else None
         )
         self.index: IndexService | None = None
-        if repo_root is not None and self.data_dir is not None and settings.index.enable:
+        self.index_off_reason = "" if settings.index.enable else "index.enable is off"
+        if repo_root is not None and too_broad_to_index(repo_root):
+            # An editor opened a loose file from ~ or /: indexing that is not what anyone wants.
+            self.index_off_reason = (
+                f"not indexing {repo_root}: it is a home or root folder; open a project folder"
+            )
+            log.warning("%s", self.index_off_reason)
+        elif repo_root is not None and self.data_dir is not None and settings.index.enable:
             self.index = IndexService(repo_root, self.data_dir, settings.index)
         self._engine: CompletionEngine | None = None
         self._similar_code = False
@@ -105,7 +112,9 @@ class Runtime:
             "repoRoot": str(self.repo_root) if self.repo_root else None,
             "dataDir": str(self.data_dir) if self.data_dir else None,
             "modelsDir": str(paths.models_dir()),
-            "index": self.index.status() if self.index else {"state": "disabled"},
+            "index": self.index.status() if self.index else {
+                "state": "disabled", "message": self.index_off_reason or "no workspace folder",
+            },
             "completions": stats,
             "latency": {"p50Ms": stats.get("p50Ms"), "p95Ms": stats.get("p95Ms")},
             "cacheHitRate": stats.get("cacheHitRate", 0.0),
@@ -138,3 +147,12 @@ def _device_or_error(device: str) -> str:
         return pick_device(device)
     except RuntimeError as exc:
         return f"unavailable ({exc})"
+
+
+def too_broad_to_index(root: Path) -> bool:
+    """A home folder or the filesystem root: never a repository worth indexing whole."""
+    try:
+        resolved = root.resolve()
+        return resolved == Path.home().resolve() or resolved == Path(resolved.anchor)
+    except (OSError, RuntimeError):
+        return False

@@ -72,7 +72,7 @@ def describe(status: dict[str, Any]) -> list[str]:
         model += ", not loaded (--load to try)"
     index: dict[str, Any] = status.get("index") or {}
     if index.get("state") == "disabled":
-        index_line = "disabled (index.enable = false)"
+        index_line = f"disabled ({index.get('message') or 'index.enable = false'})"
     elif not index.get("built"):
         index_line = "not built yet: run `pilotfish index`"
     else:

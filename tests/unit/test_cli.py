@@ -93,3 +93,17 @@ def test_loose_file_is_completed_alone_not_its_whole_folder(source: Path, real_m
     assert proc.returncode == 0, proc.stderr
     assert "not in a git repository: completing from the file alone" in proc.stderr
     assert json.loads(proc.stdout)["snippets"] == []
+
+
+def test_home_and_root_folders_are_never_indexed() -> None:
+    from pilotfish.lsp_server.runtime import Runtime, too_broad_to_index
+    from pilotfish.lsp_server.settings import Settings
+
+    assert too_broad_to_index(Path.home()) and too_broad_to_index(Path("/"))
+    assert not too_broad_to_index(Path(__file__).resolve().parents[2])
+    runtime = Runtime(Settings(), Path.home())
+    try:
+        assert runtime.index is None
+        assert "home or root folder" in runtime.status()["index"]["message"]  # type: ignore[index]
+    finally:
+        runtime.close()
