@@ -28,8 +28,8 @@ WEIGHTS: dict[str, float] = {"symbol": 2.0, "doc": 1.5, "lexical": 1.0, "dense":
 MAX_SNIPPET_LINES = 24
 MAX_SNIPPETS = 8
 # Similar-code windows ahead of the definitions when asked: with the 1.5B at line start the
-# best two Jaccard windows beat one window followed by definitions (35 vs 30 % exact match on
-# 20 cross-file lines, BENCHMARKS.md "Completion quality", session 3).
+# Jaccard baseline (windows only, as many as fit) beat one window followed by definitions (35 vs
+# 30 % exact match on 20 cross-file lines, BENCHMARKS.md "Completion quality", session 3).
 LEAD_WINDOWS = 2
 MAX_NEIGHBOUR_BYTES = 64_000  # a neighbour read whole for similar code: up to ~1,500 lines
 SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet

@@ -7,9 +7,9 @@ snippets" finding). Measured on pilotfish's own history with Qwen2.5-Coder-1.5B 
 similarity of their identifier sets with the 20 lines before the cursor lifted exact match on
 cross-file lines from 15 % (the file alone) to 35 %; definitions alone to 20 %.
 
-Candidate files come from the lexical index (files whose chunks share the cursor lines' rarer
-terms), so a query costs one FTS5 lookup, a few file reads and set intersections, not a scan of
-the repository.
+Candidate files are the cursor's folder when it is small and the files the lexical index finds
+for the cursor lines' rarer terms, so a query costs one FTS5 lookup and a few cached files'
+window sets, not a scan of the repository (``Retriever._similar_candidates``).
 """
 
 from __future__ import annotations
@@ -62,16 +62,8 @@ def window_starts(n_lines: int, size: int = WINDOW_LINES, stride: int = STRIDE) 
     return starts
 
 
-def best_window(
-    text: str, first_line: int, query: frozenset[str], *, size: int = WINDOW_LINES,
-    stride: int = STRIDE,
-) -> Window | None:
-    """The ``size``-line window of ``text`` (starting at ``first_line``) most like ``query``."""
-    return _FileWindows(text.split("\n"), size, stride).best(query, first_line)
-
-
 @dataclass
-class _FileWindows:
+class FileWindows:
     """One file's lines and, computed on first use, each window's identifier set."""
 
     lines: list[str]
@@ -79,8 +71,8 @@ class _FileWindows:
     stride: int = STRIDE
     sets: dict[int, frozenset[str]] = field(default_factory=dict)
 
-    def best(self, query: frozenset[str], first_line: int = 1) -> Window | None:
-        """The best window (``None``: no window shares an identifier with ``query``)."""
+    def best(self, query: frozenset[str]) -> Window | None:
+        """The best window, 1-based lines (``None``: none shares an identifier with ``query``)."""
         starts = window_starts(len(self.lines), self.size, self.stride)
         best: Window | None = None
         for at in starts:
@@ -92,8 +84,7 @@ class _FileWindows:
                 body = self.lines[at : at + self.size]
                 while body and not body[-1].strip():
                     body = body[:-1]
-                best = Window(first_line + at, first_line + at + len(body) - 1, "\n".join(body),
-                              score)
+                best = Window(at + 1, at + len(body), "\n".join(body), score)
         return best
 
 
@@ -104,7 +95,7 @@ class WindowCache:
     """
 
     def __init__(self, max_files: int = 256) -> None:
-        self._files: OrderedDict[Path, tuple[tuple[int, int], _FileWindows]] = OrderedDict()
+        self._files: OrderedDict[Path, tuple[tuple[int, int], FileWindows]] = OrderedDict()
         self._max = max_files
         self._lock = threading.Lock()
 
@@ -127,7 +118,7 @@ class WindowCache:
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
                 return None
-            windows = _FileWindows(text.split("\n"))
+            windows = FileWindows(text.split("\n"))
             with self._lock:
                 self._files[path] = (key, windows)
                 while len(self._files) > self._max:

@@ -43,7 +43,9 @@ class Runtime:
         elif repo_root is not None and self.data_dir is not None and settings.index.enable:
             self.index = IndexService(repo_root, self.data_dir, settings.index)
         self._engine: CompletionEngine | None = None
-        self._similar_code = False
+        # Models that use context everywhere get it at line start too, led by similar code;
+        # the others (the 0.5B) only once something is typed, or with an adapter.
+        self.context_everywhere = context_everywhere(settings.model.name)
         self._engine_error: str | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
@@ -68,13 +70,9 @@ class Runtime:
                         log.info("adapter: %s", outcome)
                     except Exception:  # a broken adapter must not cost the user completions
                         log.exception("could not apply the adapter; serving the base model")
-                # Models that use context everywhere get it at line start too, led by similar
-                # code; the others (the 0.5B) only once something is typed, or with an adapter.
-                everywhere = context_everywhere(self.settings.model.name)
-                self._similar_code = everywhere
                 self._engine = CompletionEngine(
                     generator, self.settings.completion, self._retrieve if self.index else None,
-                    context_at_line_start=True if everywhere else None,
+                    context_at_line_start=True if self.context_everywhere else None,
                 )
                 self.load_seconds = time.monotonic() - started
                 self._engine_error = None
@@ -94,7 +92,7 @@ class Runtime:
     def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
         assert self.index is not None
         return self.index.retrieve(ctx, budget_tokens=budget_tokens,
-                                   similar_code=self._similar_code)
+                                   similar_code=self.context_everywhere)
 
     def status(self) -> dict[str, object]:
         """Model, device, data directory and what is loaded, as JSON-able data."""

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..indexing import IndexService
+from ..runtime import Runtime
 from ..settings import Settings
+
+INDEX_WAIT_S = 600.0
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -64,3 +69,34 @@ def read_source_file(path: Path) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: is not UTF-8 text (invalid byte at offset {exc.start})") from None
+
+
+def start_index(runtime: Runtime, path: Path, explicit_repo: bool) -> IndexService | None:
+    """Refresh the repository index in the background (the model loads meanwhile).
+
+    ``None`` with ``--no-index``, and for a file outside any git repository unless ``--repo``
+    named the folder: indexing whatever folder holds a loose file could mean a home directory.
+    """
+    index, root = runtime.index, runtime.repo_root
+    loose = root is not None and not (root / ".git").exists()
+    if index is not None and loose and not explicit_repo:
+        print(
+            f"pilotfish: {path} is not in a git repository: using the file alone "
+            "(--repo DIR uses a folder's code)",
+            file=sys.stderr,
+        )
+        return None
+    if index is not None:
+        print("pilotfish: updating the index…", file=sys.stderr)
+        index.start()
+    return index
+
+
+def wait_for_index(index: IndexService | None) -> None:
+    """Wait for ``start_index``'s index; past ``INDEX_WAIT_S`` go on without it, and say so."""
+    if index is not None and not index.wait_ready(timeout=INDEX_WAIT_S):
+        print(
+            f"pilotfish: the index is not ready after {INDEX_WAIT_S:.0f} s; going on without it "
+            "(run `pilotfish index` first)",
+            file=sys.stderr,
+        )

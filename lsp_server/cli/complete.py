@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..engine.context import CompletionRequest, PositionError, offset_of
 from ..errors import UserError
 from ..paths import find_repo_root
 from ..runtime import Runtime
-from .common import add_model_options, read_source_file, settings_from_args
-
-INDEX_WAIT_S = 600.0
+from .common import (
+    add_model_options,
+    read_source_file,
+    settings_from_args,
+    start_index,
+    wait_for_index,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,26 +56,9 @@ def run(args: argparse.Namespace) -> int:
         text=text, line=line, column=col, path=str(path.resolve()), repo_root=str(repo)
     )
     try:
-        index = runtime.index  # None with --no-index
-        if index is not None and args.repo is None and not (repo / ".git").exists():
-            # A loose file (no repository around it): indexing its folder could mean a whole
-            # home directory; --repo DIR says which folder to use.
-            print(
-                f"pilotfish: {path} is not in a git repository: completing from the file alone "
-                "(--repo DIR uses a folder's code)",
-                file=sys.stderr,
-            )
-            index = None
-        if index is not None:  # refreshed while the model loads
-            print("pilotfish: updating the index…", file=sys.stderr)
-            index.start()
+        index = start_index(runtime, path, explicit_repo=args.repo is not None)
         engine = runtime.engine()
-        if index is not None and not index.wait_ready(timeout=INDEX_WAIT_S):
-            print(
-                f"pilotfish: the index is not ready after {INDEX_WAIT_S:.0f} s; completing from "
-                "the file alone (run `pilotfish index` first)",
-                file=sys.stderr,
-            )
+        wait_for_index(index)
         completion = engine.complete(request)
     finally:
         runtime.close()

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from ..engine.context import PositionError, offset_of
 from ..errors import UserError
 from ..paths import find_repo_root
 from ..runtime import Runtime
-from .common import add_model_options, read_source_file, settings_from_args
+from .common import (
+    add_model_options,
+    read_source_file,
+    settings_from_args,
+    start_index,
+    wait_for_index,
+)
 from .complete import parse_location
 
 
@@ -42,12 +47,10 @@ def run(args: argparse.Namespace) -> int:
     repo = (args.repo or find_repo_root(path)).resolve()
     runtime = Runtime(settings_from_args(args), repo)
     try:
-        if runtime.index is not None:
-            print("pilotfish: updating the index…", file=sys.stderr)
-            runtime.index.start()
-            runtime.index.wait_ready(timeout=600)
+        index = start_index(runtime, path, explicit_repo=args.repo is not None)
         if not args.no_explain:
             runtime.engine()
+        wait_for_index(index)
         result = runtime.hover(text, line, col, path=str(path.resolve()), budget_s=args.timeout)
     finally:
         runtime.close()

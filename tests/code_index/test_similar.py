@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
-from pilotfish.code_index.similar import best_window, identifier_set, jaccard, query_identifiers
+from pilotfish.code_index.similar import FileWindows, identifier_set, jaccard, query_identifiers
 from pilotfish.code_index.types import CursorContext
 
 
@@ -29,16 +29,16 @@ def test_best_window_finds_the_matching_lines_and_their_numbers() -> None:
     lines = [f"filler_{i} = {i}" for i in range(40)]
     lines[25:27] = ["engine = CompletionEngine(gen, settings)", "engine.complete(request)"]
     query = identifier_set("engine = CompletionEngine(gen, settings)\nresult = engine.complete")
-    window = best_window("\n".join(lines), 101, query, size=10, stride=5)
+    window = FileWindows(lines, size=10, stride=5).best(query)
     assert window is not None
-    assert window.start <= 126 and window.end >= 127  # 1-based: first_line + index
+    assert window.start <= 26 and window.end >= 27  # 1-based lines
     assert "CompletionEngine(gen, settings)" in window.text
-    assert best_window("\n".join(lines[:3]), 1, identifier_set("nothing_shared")) is None
+    assert FileWindows(lines[:3]).best(identifier_set("nothing_shared")) is None
 
 
 def test_short_text_is_one_window() -> None:
-    window = best_window("a = b\nc = d\n\n", 7, identifier_set("a c"))
-    assert window is not None and (window.start, window.end) == (7, 8)
+    window = FileWindows(["a = b", "c = d", "", ""]).best(identifier_set("a c"))
+    assert window is not None and (window.start, window.end) == (1, 2)
 
 
 USAGE = '''\

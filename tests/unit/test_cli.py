@@ -91,7 +91,7 @@ def test_pull_is_idempotent_for_the_real_model(real_model: str) -> None:
 def test_loose_file_is_completed_alone_not_its_whole_folder(source: Path, real_model: str) -> None:
     proc = run("complete", f"{source}:2:12", "--json")  # tmp_path holds no git repository
     assert proc.returncode == 0, proc.stderr
-    assert "not in a git repository: completing from the file alone" in proc.stderr
+    assert "not in a git repository: using the file alone" in proc.stderr
     assert json.loads(proc.stdout)["snippets"] == []
 
 
