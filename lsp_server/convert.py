@@ -1,4 +1,4 @@
-"""Conversions at the LSP edge: UTF-16 positions, document requests, Markdown."""
+"""Conversions at the LSP edge: positions in the negotiated encoding, URIs, document lines."""
 
 from __future__ import annotations
 
@@ -7,20 +7,36 @@ from urllib.parse import unquote, urlparse
 
 from lsprotocol import types
 
+UTF16 = "utf-16"
+"""LSP's default position encoding; clients may negotiate utf-8 (Neovim, Helix) or utf-32."""
 
-def utf16_to_column(line: str, character: int) -> int:
-    """Code-point column of a UTF-16 offset on ``line`` (clamped to the line, as LSP asks)."""
+
+def _units(ch: str, encoding: str) -> int:
+    """Code units of one character in a position encoding."""
+    if encoding == "utf-8":
+        return len(ch.encode("utf-8", "surrogatepass"))
+    if encoding == "utf-32":
+        return 1
+    return 2 if ord(ch) > 0xFFFF else 1
+
+
+def units_to_column(line: str, character: int, encoding: str = UTF16) -> int:
+    """Code-point column of a client offset on ``line`` (clamped to the line, as LSP asks).
+
+    An offset that falls inside a character (half a surrogate pair, a byte inside a UTF-8
+    sequence) rounds down to that character's start.
+    """
     units = 0
     for index, ch in enumerate(line):
-        if units >= character:
+        units += _units(ch, encoding)
+        if units > character:
             return index
-        units += 2 if ord(ch) > 0xFFFF else 1
     return len(line)
 
 
-def column_to_utf16(line: str, column: int) -> int:
-    """UTF-16 offset of a code-point column on ``line``."""
-    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in line[:column])
+def column_to_units(line: str, column: int, encoding: str = UTF16) -> int:
+    """Client offset (in ``encoding``'s code units) of a code-point column on ``line``."""
+    return sum(_units(ch, encoding) for ch in line[:column])
 
 
 def uri_to_path(uri: str) -> Path | None:
@@ -36,10 +52,12 @@ def document_lines(text: str) -> list[str]:
     return text.split("\n")
 
 
-def to_engine_position(text: str, position: types.Position) -> tuple[int, int]:
-    """LSP position (UTF-16) to the engine's 0-based line and code-point column."""
+def to_engine_position(
+    text: str, position: types.Position, encoding: str = UTF16
+) -> tuple[int, int]:
+    """LSP position to the engine's 0-based line and code-point column."""
     lines = document_lines(text)
     if position.line >= len(lines):
         return len(lines) - 1, len(lines[-1])
     line = lines[position.line].rstrip("\r")
-    return position.line, utf16_to_column(line, position.character)
+    return position.line, units_to_column(line, position.character, encoding)

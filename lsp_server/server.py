@@ -15,7 +15,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from . import __version__
-from .convert import uri_to_path
+from .convert import UTF16, uri_to_path
 from .errors import UserError
 from .indexing import IndexProgress
 from .protocol import FramedInput, PilotfishProtocol
@@ -43,6 +43,16 @@ class PilotfishServer(LanguageServer):
         self.pending_warning: str | None = None
 
     # -- state -------------------------------------------------------------------------------
+
+    @property
+    def position_encoding(self) -> str:
+        """The position encoding negotiated at ``initialize`` (UTF-16 unless the client chose).
+
+        Neovim and Helix offer UTF-8 first, and pygls takes the client's first choice.
+        """
+        encoding = self.workspace.position_encoding
+        return str(encoding) if encoding else UTF16
+
 
     def configure(self, raw: object, root: Path | None) -> str | None:
         """Apply settings from the client; return an error message if they were invalid."""

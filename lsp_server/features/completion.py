@@ -18,7 +18,7 @@ import re
 
 from lsprotocol import types
 
-from ..convert import column_to_utf16, document_lines, to_engine_position
+from ..convert import column_to_units, document_lines, to_engine_position
 from ..engine.engine import Completion
 from ..server import PilotfishServer
 from .suggest import accepted_command, suggest
@@ -98,15 +98,18 @@ def register(server: PilotfishServer) -> None:
         if ls.runtime is None or not ls.settings.completion.enable or not answers_completion(ls):
             return None
         document = ls.workspace.get_text_document(params.text_document.uri)
-        line, column = to_engine_position(document.source, params.position)
+        encoding = ls.position_encoding
+        line, column = to_engine_position(document.source, params.position, encoding)
         line_text = document_lines(document.source)[line].rstrip("\r")
         match = _WORD_BEFORE.search(line_text[:column])
         word = match.group(0) if match else ""
         result = await suggest(ls, params.text_document.uri, params.position)
         if result is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        start = types.Position(line=line, character=column_to_utf16(line_text, column - len(word)))
-        end = types.Position(line=line, character=column_to_utf16(line_text, column))
+        start = types.Position(
+            line=line, character=column_to_units(line_text, column - len(word), encoding)
+        )
+        end = types.Position(line=line, character=column_to_units(line_text, column, encoding))
         item = completion_item(
             result, word, start, end, document.language_id or "",
             markdown=client_reads_markdown(ls),

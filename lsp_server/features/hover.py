@@ -19,7 +19,7 @@ def register(server: PilotfishServer) -> None:
         if runtime is None or not ls.settings.hover.enable:
             return None
         document = ls.workspace.get_text_document(params.text_document.uri)
-        line, column = to_engine_position(document.source, params.position)
+        line, column = to_engine_position(document.source, params.position, ls.position_encoding)
         path = uri_to_path(document.uri)
         result = await asyncio.to_thread(
             runtime.hover, document.source, line, column,

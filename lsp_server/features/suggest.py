@@ -44,7 +44,7 @@ async def suggest(
         return None
     document = ls.workspace.get_text_document(uri)
     text = document.source
-    line, column = to_engine_position(text, position)
+    line, column = to_engine_position(text, position, ls.position_encoding)
     path = uri_to_path(document.uri)
     request = CompletionRequest(
         text=text,

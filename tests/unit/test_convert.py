@@ -1,13 +1,13 @@
 import pytest
 from lsprotocol import types
 from pilotfish.lsp_server.convert import (
-    column_to_utf16,
+    column_to_units,
     to_engine_position,
+    units_to_column,
     uri_to_path,
-    utf16_to_column,
 )
 
-LINE = 'x = "é😋" + y'  # é is one UTF-16 unit, 😋 two
+LINE = 'x = "é😋" + y'  # é: 1 UTF-16 unit, 2 UTF-8 bytes; 😋: 2 UTF-16 units, 4 UTF-8 bytes
 
 
 @pytest.mark.parametrize(
@@ -15,12 +15,39 @@ LINE = 'x = "é😋" + y'  # é is one UTF-16 unit, 😋 two
     [(0, 0), (5, 5), (6, 6), (8, 7), (9, 8), (100, len(LINE))],
 )
 def test_utf16_to_column(utf16: int, column: int) -> None:
-    assert utf16_to_column(LINE, utf16) == column
+    assert units_to_column(LINE, utf16) == column
 
 
-def test_round_trip_every_column() -> None:
+@pytest.mark.parametrize(
+    ("utf8", "column"),
+    [(0, 0), (5, 5), (7, 6), (11, 7), (12, 8), (100, len(LINE))],
+)
+def test_utf8_to_column(utf8: int, column: int) -> None:
+    assert units_to_column(LINE, utf8, "utf-8") == column
+
+
+def test_offsets_inside_a_character_round_down() -> None:
+    assert units_to_column(LINE, 6, "utf-8") == 5  # the second byte of é
+    assert units_to_column(LINE, 9, "utf-8") == 6  # inside 😋
+    assert units_to_column(LINE, 7) == 6  # between 😋's surrogates
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_round_trip_every_column(encoding: str) -> None:
     for column in range(len(LINE) + 1):
-        assert utf16_to_column(LINE, column_to_utf16(LINE, column)) == column
+        units = column_to_units(LINE, column, encoding)
+        assert units_to_column(LINE, units, encoding) == column
+    assert column_to_units(LINE, len(LINE), encoding) == {"utf-8": 16, "utf-16": 13, "utf-32": 12}[
+        encoding
+    ]
+
+
+def test_engine_position_in_each_encoding() -> None:
+    text = 'a = "é"\nb = "é" + c'
+    # The column just before "c": 10 code points, 11 UTF-8 bytes.
+    assert to_engine_position(text, types.Position(line=1, character=11), "utf-8") == (1, 10)
+    assert to_engine_position(text, types.Position(line=1, character=10)) == (1, 10)
+    assert to_engine_position(text, types.Position(line=1, character=10), "utf-32") == (1, 10)
 
 
 def test_engine_position_clamps_past_the_end() -> None:
