@@ -39,8 +39,9 @@ def query_identifiers(prefix: str, lines: int = QUERY_LINES) -> frozenset[str]:
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     """|a & b| / |a | b| (0 for two empty sets)."""
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
+    shared = len(a & b)
+    union = len(a) + len(b) - shared
+    return shared / union if union else 0.0
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,31 @@ class FileWindows:
     stride: int = STRIDE
     sets: dict[int, frozenset[str]] = field(default_factory=dict)
 
+    def _window_sets(self) -> dict[int, frozenset[str]]:
+        # Windows overlap by half: tokenise stride-long blocks once and take unions (one regex
+        # call per block; per line was slower, per window does every line twice).
+        if self.sets or not self.lines:
+            return self.sets
+        blocks: dict[int, frozenset[str]] = {}
+
+        def block(at: int) -> frozenset[str]:
+            if at not in blocks:
+                blocks[at] = identifier_set("\n".join(self.lines[at : at + self.stride]))
+            return blocks[at]
+
+        aligned = self.size % self.stride == 0
+        for at in window_starts(len(self.lines), self.size, self.stride):
+            if aligned and at % self.stride == 0:
+                parts = [block(b) for b in range(at, at + self.size, self.stride)]
+                self.sets[at] = frozenset().union(*parts)
+            else:  # the tail window, off the stride grid
+                self.sets[at] = identifier_set("\n".join(self.lines[at : at + self.size]))
+        return self.sets
+
     def best(self, query: frozenset[str]) -> Window | None:
         """The best window, 1-based lines (``None``: none shares an identifier with ``query``)."""
-        starts = window_starts(len(self.lines), self.size, self.stride)
         best: Window | None = None
-        for at in starts:
-            ids = self.sets.get(at)
-            if ids is None:
-                ids = self.sets[at] = identifier_set("\n".join(self.lines[at : at + self.size]))
+        for at, ids in self._window_sets().items():
             score = jaccard(query, ids)
             if score > 0 and (best is None or score > best.score):
                 body = self.lines[at : at + self.size]
