@@ -28,7 +28,10 @@ the snippets shown at the start of a line too: ``pilotfish-always`` (as retrieve
 ``pilotfish-comments`` (the same snippets as comment lines at the top of the file instead of
 the repository-level format), ``pilotfish-defs`` (only definitions: symbol and doc snippets, at
 most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best snippets,
-whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets).
+whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets),
+``pilotfish-similar`` (led by similar code, as the context-everywhere models are served, whatever
+the model). Each row records every snippet's reason (similar-code windows give their Jaccard
+score there) and ``jaccard_top``, the baseline's best window score for the line.
 
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
@@ -68,6 +71,7 @@ IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONS = ("in-file", "jaccard", "pilotfish")
 EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
+    "pilotfish-similar",
     "pilotfish-top2", "jaccard+pilotfish",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
@@ -281,6 +285,9 @@ def conditions_for(
     def served(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget, similar_code=everywhere)
 
+    def similar(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
+        return service.retrieve(ctx, budget_tokens=budget, similar_code=True)
+
     table: dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]] = {
         "in-file": (None, "repo", None),
         "jaccard": (jaccard, "repo", True),  # the Copilot-style baseline: always on
@@ -289,6 +296,7 @@ def conditions_for(
         "pilotfish-comments": (pilotfish, "comments", True),
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),
         "pilotfish-defs-comments": (definitions_only(pilotfish), "comments", True),
+        "pilotfish-similar": (similar, "repo", True),
         "pilotfish-top2": (lambda ctx, budget: list(pilotfish(ctx, budget))[:2], "repo", True),
         "jaccard+pilotfish": (
             lambda ctx, budget: [*jaccard(ctx, budget)[:1], *pilotfish(ctx, budget)], "repo", True
@@ -352,6 +360,10 @@ def run(
             )
             target = case.target[len(typed) :]
             row: dict[str, object] = {**asdict(case)}
+            baseline = jaccards[case.parent](
+                CursorContext(prefix="\n".join(doc.split("\n")[: case.line + 1]), suffix="",
+                              language="python", path=str(root / case.path)), 0)
+            row["jaccard_top"] = round(baseline[0].score, 4) if baseline else 0.0
             chosen = conditions_for(conditions, service, jaccards[case.parent], everywhere)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
@@ -372,6 +384,7 @@ def run(
                     "prediction": first,
                     "seconds": round(time.perf_counter() - started, 2),
                     "snippets": [f"{s.path}:{s.start_line}-{s.end_line}" for s in result.snippets],
+                    "reasons": [s.reason for s in result.snippets],
                     **{k: round(v, 4) for k, v in score(first, target).items()},
                 }
             print(json.dumps(row), flush=True)

@@ -108,6 +108,33 @@ class HoverResult:
             parts.append("**Sources**\n\n" + "\n".join(lines))
         return "\n\n".join(parts)
 
+    def to_plaintext(self, *, show_unverified: bool = True) -> str:
+        """The same content for clients that show hovers as plain text.
+
+        Citations are ``path:line``, which terminals and most editors still make clickable.
+        """
+        parts: list[str] = []
+        sym = self.symbol
+        if sym is not None:
+            parts.append(sym.signature or sym.name)
+            where = f"{sym.path}:{sym.start_line}"
+            parts.append(f"{sym.kind} {sym.qualified_name} — defined at {where}")
+            if sym.doc:
+                parts.append(_first_paragraph(sym.doc))
+        else:
+            parts.append(f"{self.name}: no definition found in the index")
+        exp = self.explanation
+        if exp is not None and (exp.verified or show_unverified):
+            note = "" if exp.verified else " (unverified: it cites no source)"
+            parts.append(f"Explanation{note}:\n{exp.text}")
+        elif self.pending:
+            parts.append("Explanation in progress — hover again in a moment.")
+        if self.sources:
+            lines = [f"{s.number}. {_plain_location(s.citation)} — {s.kind}: {s.title}"
+                     for s in self.sources]
+            parts.append("Sources:\n" + "\n".join(lines))
+        return "\n\n".join(parts)
+
     def to_json(self) -> dict[str, object]:
         """JSON form for ``pilotfish explain --json``."""
         exp = self.explanation
@@ -133,6 +160,12 @@ class HoverResult:
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "markdown": self.to_markdown(),
         }
+
+
+def _plain_location(citation: Citation) -> str:
+    if citation.url:
+        return citation.url
+    return f"{citation.path}:{citation.line}" if citation.path else ""
 
 
 def symbol_at(text: str, line: int, column: int) -> tuple[str, str | None] | None:

@@ -27,7 +27,17 @@ def register(server: PilotfishServer) -> None:
         )
         if result is None:
             return None
-        markdown = result.to_markdown(show_unverified=ls.settings.hover.unverified == "show")
-        return types.Hover(
-            contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=markdown)
-        )
+        show = ls.settings.hover.unverified == "show"
+        if client_reads_markdown(ls):
+            return types.Hover(contents=types.MarkupContent(
+                kind=types.MarkupKind.Markdown, value=result.to_markdown(show_unverified=show)))
+        return types.Hover(contents=types.MarkupContent(
+            kind=types.MarkupKind.PlainText, value=result.to_plaintext(show_unverified=show)))
+
+
+def client_reads_markdown(ls: PilotfishServer) -> bool:
+    """Whether the client renders Markdown hovers (those that say nothing are assumed to)."""
+    caps = ls.client_capabilities
+    hover = caps.text_document.hover if caps and caps.text_document else None
+    formats = hover.content_format if hover else None
+    return not formats or types.MarkupKind.Markdown in formats

@@ -98,6 +98,10 @@ def test_function_from_another_file(workspace: tuple[Path, Index]) -> None:
     markdown = result.to_markdown()
     assert f"({(workspace[0] / 'util.py').as_uri()}#L4)" in markdown
     assert "Turn a title into a lowercase URL slug" in markdown
+    plain = result.to_plaintext()  # for clients that show hovers as plain text
+    assert f"defined at {workspace[0] / 'util.py'}:4" in plain
+    assert "Turn a title into a lowercase URL slug" in plain
+    assert "```" not in plain and "](" not in plain and "*" not in plain
 
 
 def test_stdlib_function_through_import(workspace: tuple[Path, Index]) -> None:

@@ -1,7 +1,8 @@
-"""Position encodings: a client that negotiates UTF-8 (as Neovim and Helix do) gets byte offsets.
+"""Clients unlike VS Code: UTF-8 positions (Neovim, Helix), plain-text hovers.
 
-pygls takes the client's first supported choice; every position pilotfish reads or writes must
-then be in UTF-8 code units, or completions land in the wrong column on any non-ASCII line.
+pygls takes the client's first supported position encoding; every position pilotfish reads or
+writes must then be in UTF-8 code units, or completions and hovers land in the wrong column on
+any non-ASCII line. A client that lists only plain text for hovers gets no Markdown syntax.
 """
 
 from __future__ import annotations
@@ -17,9 +18,17 @@ from tests.e2e.test_lsp_inline import wait_until_loaded
 
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
 
-# "héllo → wörld" has 3 two-byte and 1 three-byte characters before `+ gree`.
-SOURCE = 'def greet(greeting):\n    return "héllo → wörld" + gree\n'
-LINE = SOURCE.splitlines()[1]
+SOURCE = (
+    "def shout(text):\n"
+    '    """Return text in upper case."""\n'
+    "    return text.upper()\n"
+    "\n\n"
+    "def greet(greeting):\n"
+    '    return "héllo → wörld" + shout(greeting) + gree\n'
+)
+# "héllo → wörld" has two 2-byte and one 3-byte characters: UTF-8 offsets run 4 ahead.
+LINE_NO = 6
+LINE = SOURCE.splitlines()[LINE_NO]
 
 
 @pytest_lsp.fixture(
@@ -40,12 +49,18 @@ async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFa
                         types.PositionEncodingKind.Utf8,
                         types.PositionEncodingKind.Utf16,
                     ]
-                )
+                ),
+                text_document=types.TextDocumentClientCapabilities(
+                    hover=types.HoverClientCapabilities(
+                        content_format=[types.MarkupKind.PlainText]
+                    )
+                ),
             ),
             root_uri=root.as_uri(),
             initialization_options={
                 "dataDir": str(root / ".pilotfish-data"),
                 "completion": {"debounceMs": 0, "maxTokens": 16},
+                "index": {"embeddings": False},
             },
         )
     )
@@ -71,18 +86,36 @@ async def test_utf8_positions_in_and_out(client: LanguageClient) -> None:
     answer = await client.text_document_completion_async(
         types.CompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=1, character=end_bytes),
+            position=types.Position(line=LINE_NO, character=end_bytes),
         )
     )
     assert isinstance(answer, types.CompletionList) and answer.items
     edit = answer.items[0].text_edit
     assert isinstance(edit, types.TextEdit)
     # The range replaces exactly the typed word `gree`, counted in bytes.
-    assert edit.range.start == types.Position(line=1, character=end_bytes - len("gree"))
-    assert edit.range.end == types.Position(line=1, character=end_bytes)
+    assert edit.range.start == types.Position(line=LINE_NO, character=end_bytes - len("gree"))
+    assert edit.range.end == types.Position(line=LINE_NO, character=end_bytes)
     assert edit.new_text.startswith("gree")
     # The engine saw the cursor after `gree` (not 4 characters further left, mid-string).
     explained = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="pilotfish.explainCompletion")
     )
     assert edit.new_text == "gree" + explained["completion"]
+
+
+async def test_utf8_hover_in_plain_text(client: LanguageClient) -> None:
+    uri = (client.root / "greet.py").as_uri()  # type: ignore[attr-defined]
+    column = LINE.index("shout(") + 2
+    hover = await client.text_document_hover_async(
+        types.HoverParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=LINE_NO, character=len(LINE[:column].encode("utf-8"))),
+        )
+    )
+    assert hover is not None and isinstance(hover.contents, types.MarkupContent)
+    assert hover.contents.kind == types.MarkupKind.PlainText
+    text = hover.contents.value
+    # The byte offset resolved to `shout` (read as UTF-16 it would be 4 characters on, in
+    # `greeting`), and the citation is a plain path:line.
+    assert "shout(text)" in text and f"{client.root / 'greet.py'}:1" in text  # type: ignore[attr-defined]
+    assert "```" not in text and "](" not in text
