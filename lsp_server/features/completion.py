@@ -23,7 +23,9 @@ from ..engine.engine import Completion
 from ..server import PilotfishServer
 from .suggest import accepted_command, suggest
 
-_WORD_BEFORE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
+# An identifier as Python and most languages define it (letters of any script, ``_``, then digits
+# too), as the clients' own word rules see it: Emacs's symbol at point, VS Code's word pattern.
+_WORD_BEFORE = re.compile(r"[^\W\d]\w*$")
 LABEL_CHARS = 60
 
 
@@ -46,6 +48,16 @@ def client_reads_markdown(ls: PilotfishServer) -> bool:
     item = text.completion.completion_item if text and text.completion else None
     formats = (item.documentation_format if item else None) or ()
     return types.MarkupKind.Markdown in formats
+
+
+def word_before(text: str) -> str:
+    """The identifier that ``text`` ends with (``""`` if none): what the item replaces.
+
+    A shorter word than the client's (``su`` of ``résu``) makes menus that filter by their own
+    word, such as eglot's, drop the item.
+    """
+    match = _WORD_BEFORE.search(text)
+    return match.group(0) if match else ""
 
 
 def completion_item(
@@ -101,8 +113,7 @@ def register(server: PilotfishServer) -> None:
         encoding = ls.position_encoding
         line, column = to_engine_position(document.source, params.position, encoding)
         line_text = document_lines(document.source)[line].rstrip("\r")
-        match = _WORD_BEFORE.search(line_text[:column])
-        word = match.group(0) if match else ""
+        word = word_before(line_text[:column])
         result = await suggest(ls, params.text_document.uri, params.position)
         if result is None:
             return types.CompletionList(is_incomplete=True, items=[])
