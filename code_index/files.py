@@ -287,6 +287,48 @@ def select_files(root: Path, config: IndexConfig) -> Selection:
     return selection
 
 
+def _git_check_ignore(root: Path, rel: str) -> bool | None:
+    """Whether git ignores ``rel`` under ``root`` (``None``: not a repository, or no git)."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), "check-ignore", "-q", "--", rel],
+            capture_output=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: True, 1: False}.get(proc.returncode)
+
+
+def unselected_reason(root: Path, rel: str, config: IndexConfig) -> str | None:
+    """Why ``select_files`` would leave out one path it did not list, or ``None``.
+
+    For files that appear after a build (a new buffer, a file a tool wrote, a watched-file
+    event): the same rules as the build (path rules, git's ignore rules or the ``.gitignore``
+    files down to the path, ``exclude``), so no event can bring in a vendored, ignored or
+    secret file.
+    """
+    reason = path_skip_reason(rel)
+    if reason is not None:
+        return reason
+    if config.exclude:
+        extra = IgnoreRules()
+        for pattern in config.exclude:
+            extra.add(pattern)
+        if extra.ignored(rel):
+            return "excluded"
+    ignored = _git_check_ignore(root, rel)
+    if ignored is None:
+        rules = IgnoreRules()
+        parts = rel.split("/")
+        for depth in range(len(parts)):
+            base = "/".join(parts[:depth])
+            rules.add_file(root / base / ".gitignore", base)
+            if depth and rules.ignored(base, is_dir=True):
+                return "ignored"
+        ignored = rules.ignored(rel)
+    return "ignored" if ignored else None
+
+
 def read_file(file: SourceFile, root: Path, config: IndexConfig) -> tuple[str | None, str | None]:
     """The file's text, or ``(None, reason)`` when its content must be skipped."""
     try:

@@ -31,7 +31,7 @@ from .embed import (
     load_embedder,
     vector_key,
 )
-from .files import SourceFile, check_text, read_file, select_files
+from .files import SourceFile, check_text, read_file, select_files, unselected_reason
 from .languages import DOC_SUFFIXES, has_grammar, language_of_path
 from .retrieve import Retriever
 from .store import IndexCorruptError, Store
@@ -137,6 +137,7 @@ class Index:
         self.vectors: VectorIndex | None = None
         self.retriever = Retriever(self.store, self.root)
         self.retriever.dense_budget_ms = self.config.dense_budget_ms
+        self._unselected: dict[str, str | None] = {}  # update_file's verdicts on new paths
 
     # ---- embeddings -------------------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class Index:
         with self.write_lock:
             progress(Progress(phase="scan", done=0, total=0, message="listing files"))
             selection = select_files(self.root, self.config)
+            self._unselected.clear()  # ignore rules may have changed since
             stored = self.store.files("repo")
             if full:
                 stored = {}
@@ -352,6 +354,11 @@ class Index:
         language = language_of_path(rel)
         abs_path = self.root / rel
         from_buffer = False
+        if self.store.file_row(rel) is None:  # not chosen by the last build: same rules first
+            if rel not in self._unselected:
+                self._unselected[rel] = unselected_reason(self.root, rel, self.config)
+            if self._unselected[rel] is not None:
+                return f"skipped ({self._unselected[rel]})"
         with self.write_lock:
             if text is None:
                 if not abs_path.is_file():

@@ -78,6 +78,11 @@ def normalize_language(language_id: str) -> str:
     return _ALIASES.get(lowered, lowered)
 
 
+def indexed_suffixes() -> list[str]:
+    """Every file suffix the index reads (code, plain-text languages, docs), sorted."""
+    return sorted({*LANGUAGE_BY_SUFFIX, *PLAIN_TEXT_SUFFIXES, *DOC_SUFFIXES})
+
+
 def language_of_path(path: str | PurePath) -> str | None:
     """The language of a file by its suffix: a grammar name, a plain-text language or a doc."""
     suffix = PurePath(path).suffix.lower()

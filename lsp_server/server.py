@@ -14,6 +14,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
+from ..code_index.languages import indexed_suffixes
 from . import __version__
 from .convert import UTF16, uri_to_path
 from .errors import UserError
@@ -77,6 +78,32 @@ class PilotfishServer(LanguageServer):
                 old.close()
             self.runtime = Runtime(settings, root)
         return error
+
+    async def watch_files(self) -> None:
+        """Ask the client to report changes on disk (``workspace/didChangeWatchedFiles``).
+
+        Clients send those events only for registered watchers, and only clients that can
+        register them dynamically are asked; the others update the index from their buffers.
+        A branch switch or a code generator then reaches the index without a reindex.
+        """
+        caps = self.client_capabilities.workspace
+        watched = caps.did_change_watched_files if caps else None
+        if self.runtime is None or self.runtime.index is None:
+            return
+        if watched is None or not watched.dynamic_registration:
+            return
+        suffixes = ",".join(s.lstrip(".") for s in indexed_suffixes())
+        options = types.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[types.FileSystemWatcher(glob_pattern=f"**/*.{{{suffixes}}}")]
+        )
+        try:
+            await self.client_register_capability_async(types.RegistrationParams(registrations=[
+                types.Registration(id="pilotfish-watched-files",
+                                   method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                                   register_options=options)
+            ]))
+        except Exception as exc:  # a client that refuses: buffers still keep the index fresh
+            log.info("file watcher registration refused: %s", exc)
 
     def start_background_work(self) -> None:
         """Load the model and build the index without blocking requests."""

@@ -32,6 +32,7 @@ def register(server: PilotfishServer) -> None:
                 f"pilotfish: {error}", types.MessageType.Warning
             )
         ls.start_background_work()
+        await ls.watch_files()
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def did_change_configuration(

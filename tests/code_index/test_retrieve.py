@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -150,6 +151,44 @@ def test_secret_buffer_is_never_indexed(index: Index) -> None:
     result = index.update_file(index.root / "app" / "conf.py", f"TOKEN = '{token}'\n")
     assert result == "skipped (secret)"
     assert not index.search("TOKEN", k=5)
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_files_appearing_after_a_build_follow_the_build_rules(tmp_path: Path, git: bool) -> None:
+    """Watched-file events and new buffers cannot bring in what a build would leave out."""
+    root = _repo(tmp_path / "repo")
+    (root / ".gitignore").write_text("local_settings.py\nprivate/\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(root)], check=True)
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        index.build()
+        files = {
+            "local_settings.py": "def ignored_by_gitignore():\n    pass\n",
+            "private/notes.py": "def in_an_ignored_folder():\n    pass\n",
+            "node_modules/pkg/index.js": "function vendoredThing() {}\n",
+            "credentials.py": "def secret_by_name():\n    pass\n",
+            "app/new_module.py": "def brand_new_function():\n    pass\n",
+        }
+        for rel, text in files.items():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text(text)
+        verdicts = {rel: index.update_file(root / rel) for rel in files}
+        assert verdicts == {
+            "local_settings.py": "skipped (ignored)",
+            "private/notes.py": "skipped (ignored)",
+            "node_modules/pkg/index.js": "skipped (vendored)",
+            "credentials.py": "skipped (secret)",
+            "app/new_module.py": "updated",
+        }
+        # An open buffer of an ignored file is not indexed either.
+        buffer = "def ignored_by_gitignore():\n    return 2\n"
+        assert index.update_file(root / "local_settings.py", buffer) == "skipped (ignored)"
+        assert any("brand_new_function" in s.text for s in index.search("brand_new_function"))
+        for hidden in ("ignored_by_gitignore", "in_an_ignored_folder", "secret_by_name"):
+            assert not any(hidden in s.text for s in index.search(hidden, k=10)), hidden
+    finally:
+        index.close()
 
 
 def test_service_is_empty_before_ready_then_serves_and_updates(tmp_path: Path) -> None:

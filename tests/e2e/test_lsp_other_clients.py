@@ -1,13 +1,16 @@
-"""Clients unlike VS Code: UTF-8 positions (Neovim, Helix), plain-text hovers.
+"""Clients unlike VS Code: UTF-8 positions (Neovim, Helix), plain-text hovers, file watchers.
 
 pygls takes the client's first supported position encoding; every position pilotfish reads or
 writes must then be in UTF-8 code units, or completions and hovers land in the wrong column on
-any non-ASCII line. A client that lists only plain text for hovers gets no Markdown syntax.
+any non-ASCII line. A client that lists only plain text for hovers gets no Markdown syntax. A
+client that can register file watchers is asked to, and the index follows the disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 
 import pytest
 import pytest_lsp
@@ -41,6 +44,13 @@ LINE = SOURCE.splitlines()[LINE_NO]
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("workspace")
     (root / "greet.py").write_text(SOURCE)
+    registrations: list[types.Registration] = []
+
+    @lsp_client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams) -> None:
+        registrations.extend(params.registrations)
+
+    lsp_client.registrations = registrations  # type: ignore[attr-defined]
     lsp_client.init_result = await lsp_client.initialize_session(  # type: ignore[attr-defined]
         types.InitializeParams(
             capabilities=types.ClientCapabilities(
@@ -49,6 +59,11 @@ async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFa
                         types.PositionEncodingKind.Utf8,
                         types.PositionEncodingKind.Utf16,
                     ]
+                ),
+                workspace=types.WorkspaceClientCapabilities(
+                    did_change_watched_files=types.DidChangeWatchedFilesClientCapabilities(
+                        dynamic_registration=True
+                    )
                 ),
                 text_document=types.TextDocumentClientCapabilities(
                     hover=types.HoverClientCapabilities(
@@ -119,3 +134,39 @@ async def test_utf8_hover_in_plain_text(client: LanguageClient) -> None:
     # `greeting`), and the citation is a plain path:line.
     assert "shout(text)" in text and f"{client.root / 'greet.py'}:1" in text  # type: ignore[attr-defined]
     assert "```" not in text and "](" not in text
+
+
+async def test_file_watcher_registered_and_followed(client: LanguageClient) -> None:
+    """A file written on disk (a branch switch, a generator) reaches the index via the watcher."""
+    registrations: list[types.Registration] = client.registrations  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30  # registered from `initialized`, asynchronously
+    while not registrations and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    watchers = [r for r in registrations if r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES]
+    assert len(watchers) == 1
+    globs = [w["globPattern"] for w in watchers[0].register_options["watchers"]]  # type: ignore[index]
+    assert len(globs) == 1 and globs[0].startswith("**/*.{") and "py," in globs[0]
+
+    async def indexed_files() -> int:
+        status = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="pilotfish.status")
+        )
+        return status["index"]["files"] if status["index"].get("ready") else -1
+
+    while await indexed_files() < 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # the first build is done: from now on only events add files
+    before = await indexed_files()
+    root = client.root  # type: ignore[attr-defined]
+    tools = root / "tools.py"
+    tools.write_text("def watched_helper(n):\n    return 3 * n\n")
+    await asyncio.sleep(1.5)
+    assert await indexed_files() == before  # nothing watches the disk but the client
+    client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=tools.as_uri(), type=types.FileChangeType.Created)]
+        )
+    )
+    deadline = time.monotonic() + 30
+    while await indexed_files() == before and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert await indexed_files() == before + 1
