@@ -201,6 +201,12 @@ def test_completion_after_a_non_ascii_identifier(eglot_run: dict[str, Any]) -> N
     _check_completion(_step(eglot_run, 7), "prix_unité")
 
 
+def test_eglot_accepts_the_file_watcher(eglot_run: dict[str, Any]) -> None:
+    # The server registers workspace/didChangeWatchedFiles; eglot 1.9 takes it (a refusal or a
+    # glob it cannot compile leaves no registration).
+    assert eglot_run["fileWatches"] == 1
+
+
 def test_shutdown_leaves_no_server_process(eglot_run: dict[str, Any]) -> None:
     shutdown = eglot_run["shutdown"]
     assert shutdown["error"] is None, shutdown  # the shutdown request answered within eglot's 1.5 s

@@ -179,8 +179,12 @@
                                 :capabilities (eglot--capabilities (pf-server))))
           (dolist (step steps)
             (push (pf-run-step step) results))
-          (setq pf-report (append pf-report (list :steps (vconcat (nreverse results))
-                                                  :shutdown (pf-shutdown)))))
+          (setq pf-report (append pf-report
+                                  (list :steps (vconcat (nreverse results))
+                                        ;; workspace/didChangeWatchedFiles registrations
+                                        :fileWatches (hash-table-count
+                                                      (eglot--file-watches (pf-server)))
+                                        :shutdown (pf-shutdown)))))
       (error (setq pf-report (append pf-report
                                      (list :fatal (error-message-string err)
                                            :steps (vconcat (nreverse results)))))))
