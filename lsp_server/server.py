@@ -42,6 +42,8 @@ class PilotfishServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._progress_tokens = 0
         self.pending_warning: str | None = None
+        self.initialization_options: object = None
+        """What ``initialize`` brought; later configuration is laid over it (``layered``)."""
 
     # -- state -------------------------------------------------------------------------------
 
@@ -53,7 +55,6 @@ class PilotfishServer(LanguageServer):
         """
         encoding = self.workspace.position_encoding
         return str(encoding) if encoding else UTF16
-
 
     def configure(self, raw: object, root: Path | None) -> str | None:
         """Apply settings from the client; return an error message if they were invalid."""

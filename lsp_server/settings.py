@@ -156,6 +156,30 @@ def _unwrap(raw: object) -> Mapping[str, Any] | None:
     return data
 
 
+def layered(base: object, over: object) -> object:
+    """Settings ``over`` laid on ``base`` key by key, nested objects merged (both unwrapped).
+
+    A client may send some settings as ``initializationOptions`` and others later through
+    ``workspace/didChangeConfiguration`` (eglot's workspace configuration, Helix's ``config``):
+    the later ones override, the earlier ones stay. Non-objects are left for the parser's
+    error message.
+    """
+    try:
+        low, high = _unwrap(base), _unwrap(over)
+    except SettingsError:
+        return over
+    if low is None or high is None:
+        return high if low is None else low
+    merged: dict[str, Any] = dict(low)
+    for key, value in high.items():
+        old = merged.get(key)
+        if isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[key] = layered(old, value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def unknown_keys(raw: object) -> list[str]:
     """Dotted camelCase keys in ``raw`` that no setting has (they are ignored)."""
     try:

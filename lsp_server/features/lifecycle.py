@@ -8,6 +8,7 @@ import logging
 from lsprotocol import types
 
 from ..server import PilotfishServer, workspace_root
+from ..settings import layered
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +19,7 @@ def register(server: PilotfishServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: PilotfishServer, params: types.InitializeParams) -> None:
         root = workspace_root(params)
+        ls.initialization_options = params.initialization_options
         error = ls.configure(params.initialization_options, root)
         if error:
             log.warning("initializationOptions: %s", error)
@@ -42,7 +44,7 @@ def register(server: PilotfishServer) -> None:
             return  # pull-model clients send null; keep what we have
         root = ls.runtime.repo_root if ls.runtime else None
         previous = ls.runtime
-        error = ls.configure(params.settings, root)
+        error = ls.configure(layered(ls.initialization_options, params.settings), root)
         if error:
             ls.show_message(
                 f"pilotfish: {error}", types.MessageType.Warning

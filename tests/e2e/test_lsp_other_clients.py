@@ -170,3 +170,25 @@ async def test_file_watcher_registered_and_followed(client: LanguageClient) -> N
     while await indexed_files() == before and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert await indexed_files() == before + 1
+
+
+async def test_partial_configuration_keeps_the_initialization_options(
+    client: LanguageClient,
+) -> None:
+    """eglot and Helix send workspace configuration separately: it is laid over, not instead."""
+    client.workspace_did_change_configuration(
+        types.DidChangeConfigurationParams(settings={"completion": {"maxLines": 3}})
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="pilotfish.status")
+        )
+        if status["settings"]["completion"]["maxLines"] == 3:
+            break
+        await asyncio.sleep(0.1)
+    settings = status["settings"]
+    assert settings["completion"]["maxLines"] == 3
+    assert settings["completion"]["maxTokens"] == 16 and settings["completion"]["debounceMs"] == 0
+    assert settings["dataDir"] == str(client.root / ".pilotfish-data")  # type: ignore[attr-defined]
+    assert status["loaded"]  # same model and index settings: nothing reloaded

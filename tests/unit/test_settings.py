@@ -3,6 +3,7 @@ from pilotfish.lsp_server.settings import (
     Settings,
     SettingsError,
     defaults_schema,
+    layered,
     parse_settings,
     parse_settings_or_default,
     settings_to_wire,
@@ -67,3 +68,15 @@ def test_schema_lists_every_leaf_in_camel_case() -> None:
     assert schema["completion.maxTokens"] == Settings().completion.max_tokens
     assert schema["model.name"] == "qwen2.5-coder-0.5b"
     assert all("_" not in key for key in schema)
+
+
+def test_later_configuration_is_laid_over_the_initialization_options() -> None:
+    base = {"dataDir": "/d", "completion": {"debounceMs": 0, "maxTokens": 16}}
+    over = {"pilotfish": {"completion": {"maxLines": 3, "maxTokens": 32}}}
+    merged = layered(base, over)
+    assert merged == {"dataDir": "/d", "completion": {"debounceMs": 0, "maxTokens": 32,
+                                                      "maxLines": 3}}
+    settings = parse_settings(merged)
+    assert settings.data_dir == "/d" and settings.completion.max_lines == 3
+    assert layered(None, over) == over["pilotfish"] and layered(base, None) == base
+    assert layered(base, "bad") == "bad"  # left for the parser's error message
