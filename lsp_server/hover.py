@@ -13,7 +13,7 @@ import re
 import sysconfig
 import threading
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -241,7 +241,7 @@ class Explainer:
         self.python = python
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pilotfish-explain")
         self._cache: OrderedDict[tuple[str, ...], Explanation] = OrderedDict()
-        self._pending: dict[tuple[str, ...], Future[Explanation]] = {}
+        self._pending: dict[tuple[str, ...], tuple[Future[Explanation], threading.Event]] = {}
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self.stats = {"explanations": 0, "invalid_markers": 0, "unverified": 0}
@@ -277,16 +277,23 @@ class Explainer:
         key = self._key(name, symbol, sources, generator)
         with self._lock:
             cached = self._cache.get(key)
-            future = self._pending.get(key)
+            pending = self._pending.get(key)
+            future = pending[0] if pending else None
             if cached is None and future is None:
-                future = self._executor.submit(self._explain, key, name, sources, generator)
-                self._pending[key] = future
+                # Only the newest symbol is worth the model: clients such as eglot hover at
+                # every cursor stop, and an explanation holds the model that completions need.
+                for older, stop in self._pending.values():
+                    older.cancel()
+                    stop.set()
+                stop = threading.Event()
+                future = self._executor.submit(self._explain, key, name, sources, generator, stop)
+                self._pending[key] = (future, stop)
         if cached is not None:
             return replace(result, explanation=cached)
         assert future is not None
         try:
             explanation = future.result(timeout=max(0.0, budget_s))
-        except FutureTimeout:
+        except (FutureTimeout, CancelledError):  # CancelledError: a newer hover took over
             return replace(result, pending=True)
         except Exception:  # a failing model must not break the hover
             log.exception("explanation failed")
@@ -416,7 +423,8 @@ class Explainer:
         return (qualified, content, generator.model_id, generator.adapter or "")
 
     def _explain(
-        self, key: tuple[str, ...], name: str, sources: tuple[Source, ...], generator: Generator
+        self, key: tuple[str, ...], name: str, sources: tuple[Source, ...], generator: Generator,
+        stop: threading.Event,
     ) -> Explanation:
         try:
             system, user = build_messages(name, sources)
@@ -427,8 +435,10 @@ class Explainer:
                     stop=("<|im_end|>", "<|endoftext|>", "<|im_start|>"),
                     max_lines=0,
                 ),
-                threading.Event(),
+                stop,
             )
+            if generation.stop_reason == "cancelled" or stop.is_set():
+                raise CancelledError  # half an explanation is not cached; hovering again redoes it
             explanation = check_citations(generation.text.strip(), len(sources))
             with self._lock:
                 self._cache[key] = explanation

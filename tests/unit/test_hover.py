@@ -139,6 +139,48 @@ class SlowGenerator:
                           prompt_tokens=1, new_tokens=1)
 
 
+class StoppableGenerator:
+    """Answers after a delay unless its cancel event is set first; records what it saw."""
+
+    backend = "test"
+    device = "cpu"
+    model_id = "stoppable"
+    adapter = None
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.outcomes: list[str] = []
+
+    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
+        stopped = cancel.wait(self.delay)
+        self.outcomes.append("cancelled" if stopped else "done")
+        return Generation(text="" if stopped else "It makes URL slugs [1].", prompt_tokens=1,
+                          new_tokens=1, stop_reason="cancelled" if stopped else "stop")
+
+
+def test_a_newer_hover_stops_the_older_explanations(workspace: tuple[Path, Index]) -> None:
+    """Clients that hover at every cursor stop (eglot's eldoc) queue nothing but the newest."""
+    root, index = workspace
+    generator = StoppableGenerator(delay=1.5)
+    explainer = Explainer(root)
+    try:
+        args = dict(path=str(root / "app.py"), store=index.store, generator=generator,
+                    budget_s=0.05)
+        for line, column in [(10, 17), (13, 20), (13, 62)]:  # slugify, json.dumps, self.slug
+            first = explainer.hover(APP, line, column, **args)  # type: ignore[arg-type]
+            assert first is not None and first.pending
+        time.sleep(2.0)
+        # Each older run was stopped (or never started): only self.slug's ran to its end.
+        assert generator.outcomes[-1] == "done" and len(generator.outcomes) in (2, 3)
+        assert set(generator.outcomes[:-1]) == {"cancelled"}
+        latest = explainer.hover(APP, 13, 62, **args)  # type: ignore[arg-type]
+        assert latest is not None and latest.explanation is not None
+        again = explainer.hover(APP, 10, 17, **args)  # type: ignore[arg-type]
+        assert again is not None and again.pending  # the stopped one was not cached half-done
+    finally:
+        explainer.close()
+
+
 def test_budget_returns_at_once_then_cache_serves(workspace: tuple[Path, Index]) -> None:
     root, index = workspace
     generator = SlowGenerator(delay=1.0)
