@@ -109,6 +109,10 @@ def register(server: PilotfishServer) -> None:
     ) -> types.CompletionList | None:
         if ls.runtime is None or not ls.settings.completion.enable or not answers_completion(ls):
             return None
+        if ls.runtime.loaded is None:
+            # Menus ask again on the next keystroke (isIncomplete), and some clients give up on
+            # a request after seconds (eglot: 10 s): answer at once while the model loads.
+            return types.CompletionList(is_incomplete=True, items=[])
         document = ls.workspace.get_text_document(params.text_document.uri)
         encoding = ls.position_encoding
         line, column = to_engine_position(document.source, params.position, encoding)
