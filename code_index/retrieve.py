@@ -504,7 +504,8 @@ class Retriever:
         try:
             t0 = time.perf_counter()
             local = self._local_names(db, cur_rel)
-            typing = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line)
+            typing = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line,
+                                            ctx.prefix[-20000:] + ctx.suffix[:20000])
             language = normalize_language(ctx.language)
             comment = "#" if language in _HASH_COMMENTS else "//"
             if language == "python":
@@ -578,6 +579,9 @@ class Retriever:
             log.warning("retrieval failed: %s", exc)
             return []
         fused = lead_with(similar[:LEAD_WINDOWS], fuse([symbols, nearest, lexical, dense]))
+        # The API being typed (`module.` or `obj.` of a known class) leads: fusion would rank
+        # its single outline below the member definitions that every list repeats.
+        fused = pin([c for c in typing if not c.verbatim], fused)
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
         self.last_timings = Timings(
@@ -1103,7 +1107,7 @@ class Retriever:
 
     def _typed_candidates(
         self, db: sqlite3.Connection, line_head: str, names: list[str], cur_rel: str | None,
-        cursor_line: int,
+        cursor_line: int, around: str = "",
     ) -> list[Candidate]:
         """What the cursor is typing: ``module.`` members, or names starting with a prefix."""
         m = _TYPED_RE.search(line_head)
@@ -1116,6 +1120,7 @@ class Retriever:
                    "s.outer_start_line, f.path, f.origin, f.package FROM symbols s "
                    "JOIN files f ON f.id=s.file_id ")
         rows: list[tuple] = []
+        outline: list[Candidate] = []
         if qualifier:
             file_ids = []
             for fid, path in db.execute("SELECT id, path FROM files WHERE path GLOB ?",
@@ -1131,13 +1136,17 @@ class Retriever:
                     "AND s.qualified_name = s.name AND s.name GLOB ? LIMIT 400",
                     [*file_ids, f"{_glob_escape(partial)}*"],
                 ).fetchall()
+            if len(file_ids) == 1:
+                # Private members too where the file already uses some (`_bootstrap._x`).
+                private = partial[:1] == "_" or f"{qualifier}._" in around
+                outline = self._module_api(db, file_ids[0], qualifier, partial, names, private)
         elif len(partial) >= 2:
             rows = db.execute(
                 columns + "WHERE s.name >= ? AND s.name < ? LIMIT 200",
                 (partial, partial + "\U0010ffff"),
             ).fetchall()
         if not rows:
-            return []
+            return outline
         order = {n: i for i, n in enumerate(names)}
         ranked = sorted(
             (r for r in rows
@@ -1149,7 +1158,45 @@ class Retriever:
         )
         why = f"in `{qualifier}`, which the cursor is typing" if qualifier else (
             f"starts with `{partial}`, typed at the cursor")
-        return self._build_candidates(db, [(r, False) for r in ranked[:10]], cur_rel, why)
+        return outline + self._build_candidates(db, [(r, False) for r in ranked[:10]], cur_rel,
+                                                why)
+
+    def _module_api(self, db: sqlite3.Connection, file_id: int, module: str, partial: str,
+                    names: list[str], private: bool) -> list[Candidate]:
+        """A Python module's outline reduced to the members that start with what is typed.
+
+        For ``module.partial`` at the cursor: one snippet of signatures (names the file already
+        uses first when they do not all fit), the way the class API serves ``obj.``; empty
+        when fewer than two members match (their definitions say more).
+        """
+        path, origin, language = db.execute(
+            "SELECT path, origin, language FROM files WHERE id = ?", (file_id,)).fetchone()
+        if language != "python":
+            return []
+        members = [
+            row for row in db.execute(
+                "SELECT name, kind, signature, start_line, end_line FROM symbols "
+                "WHERE file_id = ? AND qualified_name = name ORDER BY start_line", (file_id,))
+            if row[0].startswith(partial) and (private or not row[0].startswith("_"))
+        ]
+        if len(members) < 2:
+            return []
+        if len(members) > MAX_SNIPPET_LINES:
+            order = {n: i for i, n in enumerate(names)}
+            members = sorted(members, key=lambda r: (r[0] not in order, order.get(r[0], 0),
+                                                     r[3]))[:MAX_SNIPPET_LINES]
+            members.sort(key=lambda r: r[3])
+        lines = []
+        for _, kind, sig, _, _ in members:
+            sig = (sig or "").strip()
+            lines.append(f"{sig.rstrip(':')}: ..." if kind in ("function", "class") else sig)
+        return [Candidate(
+            path=_display_path(path) if origin == "dependency" else path,
+            abs_path=self._abs(path, origin), start_line=members[0][3],
+            end_line=max(r[4] for r in members), text="\n".join(lines), source="symbol",
+            reason=f"members of module `{module}`, which the cursor is typing",
+            verbatim=False,
+        )]
 
     def _build_candidates(
         self, db: sqlite3.Connection, scored: list[tuple[tuple, bool]], cur_rel: str | None,
@@ -1369,6 +1416,17 @@ def lead_with(first: list[Candidate], fused: list[tuple[float, Candidate]]
                    for f in first)
     ]
     return lead + rest
+
+
+def pin(first: list[Candidate], fused: list[tuple[float, Candidate]]
+        ) -> list[tuple[float, Candidate]]:
+    """``first`` ahead of the fused ranking, which keeps everything else in its order."""
+    if not first:
+        return fused
+    top = fused[0][0] if fused else 0.0
+    keys = {(c.path, c.start_line, c.end_line) for c in first}
+    rest = [(score, c) for score, c in fused if (c.path, c.start_line, c.end_line) not in keys]
+    return [(top + 1.0, c) for c in first] + rest
 
 
 def fit_budget(

@@ -430,3 +430,62 @@ def test_no_api_for_an_object_of_unknown_class(shop: Index) -> None:
                         repo_root=str(shop.root), line=prefix.count("\n"))
     snippets = shop.retrieve(ctx, budget_tokens=4000, max_snippets=10)
     assert not any(s.reason.startswith("members of") for s in snippets)
+
+
+ERRORS = '''"""Errors."""
+
+LIMIT = 10
+
+
+class MessageError(Exception):
+    """Base."""
+
+
+class BoundaryError(MessageError):
+    """Bad boundary."""
+
+
+def raise_for(kind: str, detail: str = "") -> None:
+    """Raise the error of a kind."""
+    raise MessageError(kind + detail)
+
+
+def _private():
+    pass
+'''
+
+
+@pytest.mark.parametrize(
+    ("typed", "outline"),
+    [
+        ("errors.", ["LIMIT = 10", "class MessageError(Exception): ...",
+                     "class BoundaryError(MessageError): ...",
+                     'def raise_for(kind: str, detail: str = "") -> None: ...']),
+        ("errors.ra", None),  # one member left: its definition says more than an outline
+    ],
+)
+def test_the_api_of_the_module_being_typed_leads(
+    tmp_path: Path, typed: str, outline: list[str] | None
+) -> None:
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "errors.py").write_text(ERRORS)
+    prefix = ("from pkg import errors\n\n\ndef parse(text):\n    if not text:\n"
+              "        raise errors.MessageError('empty')\n    raise " + typed)
+    (root / "pkg" / "parser.py").write_text(prefix + "\n")
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        index.build()
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
+                            path=str(root / "pkg" / "parser.py"), repo_root=str(root),
+                            line=prefix.count("\n"))
+        first = index.retrieve(ctx, budget_tokens=4000, max_snippets=10)[0]
+    finally:
+        index.close()
+    assert first.path == "pkg/errors.py"
+    if outline is None:
+        assert first.text.startswith("def raise_for(") and "members of" not in first.reason
+    else:
+        assert first.reason == "members of module `errors`, which the cursor is typing"
+        assert first.text.split("\n") == outline  # public members only, in file order
+        assert (first.start_line, first.end_line) == (3, 16)

@@ -269,7 +269,8 @@ def test_open_buffer_wins_over_disk_after_reindex(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("typed", "first"),
     [
-        ("x = geometry.", "class Polygon"),  # the module's public names; classes first
+        # The module's API: its public names' signatures in one snippet, in file order.
+        ("x = geometry.", "def area_of_circle(radius: float) -> float: ...\nclass Polygon: ..."),
         ("y = area_of_circle(2)\n    x = geometry.", "def area_of_circle"),  # used nearby
         ("x = geometry.Pol", "class Polygon"),
         ("x = area_of", "def area_of_circle"),  # a name being typed
