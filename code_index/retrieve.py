@@ -56,6 +56,8 @@ _IMPORT_RE = re.compile(
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TYPED_RE = re.compile(r"(?:([A-Za-z_]\w*)\s*\.\s*)?([A-Za-z_]\w*)?$")
+_RAISE_RE = re.compile(r"(?:^|[\s;:])(?:raise|except)\s+(?:\(\s*)?([A-Za-z_]\w*)?$")
+_EXCEPTION_NAME = re.compile(r"(Error|Exception|Warning|Exit|Interrupt)$")
 _OBJECT_RE = re.compile(r"(?<![\w.])((?:self\.)?[A-Za-z_]\w*)[ \t]*\.[ \t]*([A-Za-z_]\w*)?$")
 
 
@@ -504,8 +506,9 @@ class Retriever:
         try:
             t0 = time.perf_counter()
             local = self._local_names(db, cur_rel)
-            typing = self._typed_candidates(db, lines_before[-1], names, cur_rel, cursor_line,
-                                            ctx.prefix[-20000:] + ctx.suffix[:20000])
+            typing = self._typed_candidates(
+                db, lines_before[-1], names, cur_rel, cursor_line,
+                ctx.prefix[:20000] + "\n" + ctx.prefix[-20000:] + "\n" + ctx.suffix[:20000])
             language = normalize_language(ctx.language)
             comment = "#" if language in _HASH_COMMENTS else "//"
             if language == "python":
@@ -1110,6 +1113,10 @@ class Retriever:
         cursor_line: int, around: str = "",
     ) -> list[Candidate]:
         """What the cursor is typing: ``module.`` members, or names starting with a prefix."""
+        raising = _RAISE_RE.search(line_head)
+        if raising:
+            return self._exception_candidates(db, raising.group(1) or "", names, around,
+                                              cur_rel)
         m = _TYPED_RE.search(line_head)
         if m is None:
             return []
@@ -1160,6 +1167,34 @@ class Retriever:
             f"starts with `{partial}`, typed at the cursor")
         return outline + self._build_candidates(db, [(r, False) for r in ranked[:10]], cur_rel,
                                                 why)
+
+    def _exception_candidates(self, db: sqlite3.Connection, partial: str, names: list[str],
+                              around: str, cur_rel: str | None) -> list[Candidate]:
+        """After ``raise`` / ``except``: the repository's exception classes this file names.
+
+        Named in the file (imported or used elsewhere in it): those near the cursor first, then
+        the most used; a class is an exception by its name or its bases' (``class
+        StaleRef(GitError)``).
+        """
+        rows = db.execute(
+            "SELECT s.name, s.kind, s.qualified_name, s.id, s.start_line, s.end_line, "
+            "s.outer_start_line, f.path, f.origin, f.package, s.signature FROM symbols s "
+            "JOIN files f ON f.id=s.file_id WHERE s.kind = 'class' AND f.origin = 'repo' "
+            "AND s.qualified_name = s.name AND s.name GLOB ? LIMIT 2000",
+            (f"{_glob_escape(partial)}*",),
+        ).fetchall()
+        used = set(identifiers_in(around, limit=10**6, skip_keywords=True))
+        order = {n: i for i, n in enumerate(names)}
+        found = [
+            r for r in rows
+            if r[0] in used and r[0] != partial and r[7] != cur_rel
+            and (_EXCEPTION_NAME.search(r[0]) or _EXCEPTION_NAME.search(
+                (r[10] or "").split("(", 1)[-1].split(")", 1)[0]))
+        ]
+        found.sort(key=lambda r: (r[0] not in order, order.get(r[0], 0), -around.count(r[0]),
+                                  r[0]))
+        return self._build_candidates(db, [(r[:10], False) for r in found[:6]], cur_rel,
+                                      "raised or caught in this file")
 
     def _module_api(self, db: sqlite3.Connection, file_id: int, module: str, partial: str,
                     names: list[str], private: bool) -> list[Candidate]:

@@ -489,3 +489,28 @@ def test_the_api_of_the_module_being_typed_leads(
         assert first.reason == "members of module `errors`, which the cursor is typing"
         assert first.text.split("\n") == outline  # public members only, in file order
         assert (first.start_line, first.end_line) == (3, 16)
+
+
+def test_after_raise_the_files_exception_classes_lead(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "errors.py").write_text(ERRORS + "\n\nclass Stale(MessageError):\n    pass\n")
+    (root / "pkg" / "other.py").write_text("class UnusedError(Exception):\n    pass\n")
+    prefix = ("from pkg.errors import BoundaryError, Stale, raise_for\n\n\n"
+              "def parse(text):\n    if not text:\n        raise BoundaryError('empty')\n"
+              "    if text == 'old':\n        raise Stale()\n    raise ")
+    (root / "pkg" / "parser.py").write_text(prefix + "\n")
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        index.build()
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
+                            path=str(root / "pkg" / "parser.py"), repo_root=str(root),
+                            line=prefix.count("\n"))
+        snippets = index.retrieve(ctx, budget_tokens=4000, max_snippets=10)
+    finally:
+        index.close()
+    raised = [s for s in snippets if s.reason.endswith("raised or caught in this file")]
+    # The file's exception classes (by name or by base), not the function it imports, nor an
+    # exception it never names.
+    assert {s.text.split("(")[0] for s in raised} == {"class BoundaryError", "class Stale"}
+    assert snippets[0] in raised
