@@ -81,58 +81,50 @@ class HoverResult:
 
     def to_markdown(self, *, show_unverified: bool = True) -> str:
         """The hover's Markdown: signature, location, docstring, explanation, sources."""
-        parts: list[str] = []
-        sym = self.symbol
-        if sym is not None:
-            parts.append(f"```{self.language}\n{sym.signature or sym.name}\n```")
-            where = Citation(path=sym.path, line=sym.start_line)
-            parts.append(
-                f"*{sym.kind}* `{sym.qualified_name}` — defined at "
-                f"[{Path(sym.path).name}:{sym.start_line}]({where.link()})"
-            )
-            if sym.doc:
-                parts.append(_first_paragraph(sym.doc))
-        else:
-            parts.append(f"`{self.name}`: no definition found in the index")
-        exp = self.explanation
-        if exp is not None and (exp.verified or show_unverified):
-            note = "" if exp.verified else " *(unverified: it cites no source)*"
-            parts.append(f"**Explanation**{note}\n\n{exp.text}")
-        elif self.pending:
-            parts.append("*Explanation in progress — hover again in a moment.*")
-        if self.sources:
-            lines = [
-                f"{s.number}. [{s.label()}]({s.citation.link()}) — {s.kind}: {s.title}"
-                for s in self.sources
-            ]
-            parts.append("**Sources**\n\n" + "\n".join(lines))
-        return "\n\n".join(parts)
+        return self._render(markdown=True, show_unverified=show_unverified)
 
     def to_plaintext(self, *, show_unverified: bool = True) -> str:
         """The same content for clients that show hovers as plain text.
 
         Citations are ``path:line``, which terminals and most editors still make clickable.
         """
+        return self._render(markdown=False, show_unverified=show_unverified)
+
+    def _render(self, *, markdown: bool, show_unverified: bool) -> str:
+        def code(text: str) -> str:
+            return f"`{text}`" if markdown else text
+
+        def emphasis(text: str, strong: bool = False) -> str:
+            mark = "**" if strong else "*"
+            return f"{mark}{text}{mark}" if markdown else text
+
+        def link(citation: Citation, label: str) -> str:
+            if not markdown:
+                return _plain_location(citation)
+            return f"[{label}]({citation.link()})"
+
         parts: list[str] = []
         sym = self.symbol
         if sym is not None:
-            parts.append(sym.signature or sym.name)
-            where = f"{sym.path}:{sym.start_line}"
-            parts.append(f"{sym.kind} {sym.qualified_name} — defined at {where}")
+            signature = sym.signature or sym.name
+            parts.append(f"```{self.language}\n{signature}\n```" if markdown else signature)
+            where = Citation(path=sym.path, line=sym.start_line)
+            parts.append(f"{emphasis(sym.kind)} {code(sym.qualified_name)} — defined at "
+                         f"{link(where, f'{Path(sym.path).name}:{sym.start_line}')}")
             if sym.doc:
                 parts.append(_first_paragraph(sym.doc))
         else:
-            parts.append(f"{self.name}: no definition found in the index")
+            parts.append(f"{code(self.name)}: no definition found in the index")
         exp = self.explanation
         if exp is not None and (exp.verified or show_unverified):
-            note = "" if exp.verified else " (unverified: it cites no source)"
-            parts.append(f"Explanation{note}:\n{exp.text}")
+            note = "" if exp.verified else " " + emphasis("(unverified: it cites no source)")
+            parts.append(f"{emphasis('Explanation', strong=True)}{note}\n\n{exp.text}")
         elif self.pending:
-            parts.append("Explanation in progress — hover again in a moment.")
+            parts.append(emphasis("Explanation in progress — hover again in a moment."))
         if self.sources:
-            lines = [f"{s.number}. {_plain_location(s.citation)} — {s.kind}: {s.title}"
+            lines = [f"{s.number}. {link(s.citation, s.label())} — {s.kind}: {s.title}"
                      for s in self.sources]
-            parts.append("Sources:\n" + "\n".join(lines))
+            parts.append(emphasis("Sources", strong=True) + "\n\n" + "\n".join(lines))
         return "\n\n".join(parts)
 
     def to_json(self) -> dict[str, object]:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
+
+from tests.lsp_fixture import server_client
 
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
 
@@ -61,13 +61,7 @@ def make_workspace(root: Path) -> None:
     (root / ".gitignore").write_text(".venv/\n")
 
 
-@pytest_lsp.fixture(
-    scope="module",
-    loop_scope="module",
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "pilotfish.lsp_server", "serve"]
-    ),
-)
+@server_client
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("hover-workspace")
     make_workspace(root)

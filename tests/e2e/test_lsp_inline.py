@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
+
+from tests.lsp_fixture import server_client
 
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
 
 SOURCE = "def add(a, b):\n    return \n\n\ndef main():\n    print(add(1, 2))\n"
 
 
-@pytest_lsp.fixture(
-    scope="module",
-    loop_scope="module",
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "pilotfish.lsp_server", "serve"]
-    ),
-)
+@server_client
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("workspace")
     (root / "calc.py").write_text(SOURCE)

@@ -9,15 +9,14 @@ client that can register file watchers is asked to, and the index follows the di
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
 
 from tests.e2e.test_lsp_inline import wait_until_loaded
+from tests.lsp_fixture import server_client
 
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
 
@@ -34,13 +33,7 @@ LINE_NO = 6
 LINE = SOURCE.splitlines()[LINE_NO]
 
 
-@pytest_lsp.fixture(
-    scope="module",
-    loop_scope="module",
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "pilotfish.lsp_server", "serve"]
-    ),
-)
+@server_client
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("workspace")
     (root / "greet.py").write_text(SOURCE)

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
+
+from tests.lsp_fixture import server_client
 
 pytestmark = [pytest.mark.model, pytest.mark.asyncio(loop_scope="module")]
 
 SOURCE = "def add(a, b):\n    return a\n"
 
 
-@pytest_lsp.fixture(
-    scope="module",
-    loop_scope="module",
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "pilotfish.lsp_server", "serve"]
-    ),
-)
+@server_client
 async def client(lsp_client: LanguageClient, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("startup")
     (root / "calc.py").write_text(SOURCE)

@@ -6,15 +6,15 @@ A real client (pytest-lsp) drives the real server, serving a tiny random model f
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, LanguageClient
+from pytest_lsp import LanguageClient
+
+from tests.lsp_fixture import server_client
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -28,13 +28,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-lsp"))
 
 
-@pytest_lsp.fixture(
-    scope="module",
-    loop_scope="module",
-    config=ClientServerConfig(
-        server_command=[sys.executable, "-m", "pilotfish.lsp_server", "serve"]
-    ),
-)
+@server_client
 async def client(
     lsp_client: LanguageClient, tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ):
