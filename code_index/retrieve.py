@@ -16,7 +16,7 @@ import numpy as np
 
 from .languages import normalize_language
 from .pytypes import TypeHint, return_annotation, scan_types
-from .similar import WindowCache, query_identifiers
+from .similar import WindowCache, in_file_floor, query_identifiers
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -24,7 +24,9 @@ from .types import Citation, CursorContext, Snippet, SnippetSource
 log = logging.getLogger(__name__)
 
 RRF_K = 20
-WEIGHTS: dict[str, float] = {"symbol": 2.0, "doc": 1.5, "lexical": 1.0, "dense": 1.0}
+WEIGHTS: dict[str, float] = {
+    "symbol": 2.0, "doc": 1.5, "lexical": 1.0, "dense": 1.0, "similar": 1.0,
+}
 MAX_SNIPPET_LINES = 24
 MAX_SNIPPETS = 8
 # Similar-code windows ahead of the definitions when asked: with the 1.5B at line start the
@@ -486,8 +488,10 @@ class Retriever:
                  max_snippets: int = MAX_SNIPPETS, similar_code: bool = False) -> list[Snippet]:
         """Ranked, fused, deduplicated snippets for the cursor, within ``budget_tokens``.
 
-        ``similar_code``: the window of other code most like the cursor's lines leads
-        (similar.py); off, the ranking is definitions and chunks only.
+        ``similar_code``: the windows of other code most like the cursor's lines lead
+        (similar.py), those that look more like them than the cursor's own file does; where
+        nothing is typed on the line yet, nothing is returned without such a window (the
+        file alone completes better there). Off, the ranking is definitions and chunks only.
         """
         started = time.perf_counter()
         if budget_tokens <= 0:
@@ -564,7 +568,10 @@ class Retriever:
                 nearest = typing + [c for c in nearest if (c.path, c.start_line) not in keys]
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
-            similar = self._similar_candidates(db, ctx.prefix, cur_rel) if similar_code else []
+            similar = (self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
+                       if similar_code else [])
+            if similar_code and not similar and not lines_before[-1].strip():
+                return []  # line start: nothing elsewhere looks more like it than the file
             t2 = time.perf_counter()
             query_text = "\n".join([*lines_before[-6:], first_suffix_line])
             spent_ms = (t2 - started) * 1000
@@ -1315,9 +1322,9 @@ class Retriever:
                 break
         return out
 
-    def _similar_candidates(self, db: sqlite3.Connection, prefix: str, cur_rel: str | None,
-                            *, limit: int = 3, pool: int = 40, files: int = 6,
-                            siblings: int = 16) -> list[Candidate]:
+    def _similar_candidates(self, db: sqlite3.Connection, prefix: str, suffix: str,
+                            cur_rel: str | None, *, limit: int = 3, pool: int = 40,
+                            files: int = 6, siblings: int = 16) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
 
         Candidate files: the cursor's folder when small (a test beside the tests it resembles)
@@ -1326,6 +1333,7 @@ class Retriever:
         would make an import line the best "window"), cached per file.
         """
         query = query_identifiers(prefix)
+        floor = in_file_floor(prefix, suffix, query)
         near: list[str] = []
         if cur_rel is not None:
             folder = cur_rel.rsplit("/", 1)[0] + "/" if "/" in cur_rel else ""
@@ -1354,12 +1362,13 @@ class Retriever:
         # (with windows only around the matches, 1 of 20 cross-file lines fewer exact).
         for path in dict.fromkeys([*near, *lexical]):
             window = self._windows.best(self.root / path, query)
-            if window is None:
+            if window is None or window.score <= floor:
                 continue
             found.append((window.score, Candidate(
                 path=path, abs_path=self._abs(path, "repo"), start_line=window.start,
-                end_line=window.end, text=window.text, source="lexical",
-                reason=f"code like the lines before the cursor (jaccard {window.score:.2f})",
+                end_line=window.end, text=window.text, source="similar",
+                reason=(f"code like the lines before the cursor (jaccard {window.score:.2f}; "
+                        f"the file's own best {floor:.2f})"),
             )))
         found.sort(key=lambda item: -item[0])
         return [c for _, c in found[:limit]]

@@ -44,6 +44,30 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return shared / union if union else 0.0
 
 
+IN_FILE_BEFORE = 120
+IN_FILE_AFTER = 60
+"""Lines around the cursor that stand for what the prompt already shows of the file."""
+
+
+def in_file_floor(prefix: str, suffix: str, query: frozenset[str]) -> float:
+    """The best Jaccard score of a window the model already sees in the cursor's own file.
+
+    Windows of the file's lines before the query lines (the ``QUERY_LINES`` before the cursor,
+    which match themselves) and after the cursor's line. A window of another file earns its
+    place in the prompt only by looking more like the cursor's lines than this: on click's
+    history, where the file itself held the better examples, showing them anyway cost the 1.5B
+    12.5 points of exact match (BENCHMARKS.md, "Completion quality", session 4).
+    """
+    before = prefix.split("\n")[:-1][-IN_FILE_BEFORE:][:-QUERY_LINES]
+    after = suffix.split("\n")[1 : 1 + IN_FILE_AFTER]
+    best = 0.0
+    for lines in (before, after):
+        if lines:
+            window = FileWindows(lines).best(query)
+            best = max(best, window.score if window else 0.0)
+    return best
+
+
 @dataclass(frozen=True)
 class Window:
     """Lines ``start``..``end`` (1-based, inclusive) of a chunk and their similarity."""

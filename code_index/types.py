@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-SnippetSource = Literal["symbol", "lexical", "dense", "doc"]
+SnippetSource = Literal["symbol", "lexical", "dense", "doc", "similar"]
 
 
 @dataclass(frozen=True, kw_only=True)

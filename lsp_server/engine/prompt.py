@@ -116,7 +116,7 @@ def _context_note(ctx: CursorContext, budget: PromptBudget, offered: int, used: 
             "from the file alone (BENCHMARKS.md, Completion quality)"
         )
     if not offered:
-        return "none: retrieval found nothing (the index may still be building)"
+        return "none: retrieval found nothing worth showing here (the index may still be building)"
     if not used:
         return f"none: {offered} retrieved, none usable here (another language, or over budget)"
     return f"{used} of {offered} retrieved snippets shown"

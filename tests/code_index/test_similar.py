@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
-from pilotfish.code_index.similar import FileWindows, identifier_set, jaccard, query_identifiers
+from pilotfish.code_index.similar import (
+    FileWindows,
+    identifier_set,
+    in_file_floor,
+    jaccard,
+    query_identifiers,
+)
 from pilotfish.code_index.types import CursorContext
 
 
@@ -85,6 +91,7 @@ def test_similar_window_leads_only_when_asked(index: Index) -> None:
     assert led and led[0].path == "tests/test_one.py", [s.path for s in led]
     assert "engine = CompletionEngine(gen, settings, cache_size=0)" in led[0].text
     assert led[0].reason.startswith("code like the lines before the cursor")
+    assert led[0].source == "similar"
     plain = index.retrieve(ctx, budget_tokens=600)
     assert not any(s.reason.startswith("code like") for s in plain)
 
@@ -98,6 +105,41 @@ def test_the_cursor_file_is_never_its_own_similar_code(index: Index) -> None:
     led = index.retrieve(ctx, budget_tokens=600, similar_code=True)
     assert not any(s.path == "tests/test_one.py" and s.reason.startswith("code like")
                    for s in led)
+
+
+def test_in_file_floor_skips_the_query_lines_and_reads_both_sides() -> None:
+    query_lines = [f"q{i} = step(q{i - 1})" for i in range(20)]
+    copy = ["engine = CompletionEngine(gen, settings)", "engine.complete(request)"]
+    pad = [f"pad{i} = 0" for i in range(30)]
+    query = identifier_set("engine CompletionEngine gen settings complete request")
+    above = "\n".join([*copy, *pad, *query_lines, "    "])
+    assert in_file_floor(above, "\n", query) > 0.2  # the copy far above counts
+    assert in_file_floor("\n".join([*pad, *query_lines, "    "]), "\n", query) == 0.0
+    # The query's own lines never count, however alike.
+    alike = "\n".join([*copy, "    "])
+    assert in_file_floor(alike, "\n", query) == 0.0
+    assert in_file_floor("x = 1\n", "\n" + "\n".join(copy), query) > 0.5  # below the cursor
+
+
+def test_at_line_start_similar_code_shows_only_what_beats_the_file(index: Index) -> None:
+    """Where nothing is typed, a model that is served similar code gets context only when
+    another file looks more like the cursor's lines than its own file does."""
+    prefix = "from engine import CompletionEngine\n\n\ndef test_runs_twice(gen, settings):\n    "
+    own = "\n\n" + USAGE.replace("test_runs_once", "test_here")  # the same code, below
+    ctx = CursorContext(
+        prefix=prefix, suffix=own, language="python", line=prefix.count("\n"),
+        path=str(index.root / "tests" / "test_two.py"), repo_root=str(index.root),
+    )
+    assert index.retrieve(ctx, budget_tokens=600, similar_code=True) == []
+    # Once something is typed, definitions still come (and no window that does not beat it).
+    typed = CursorContext(
+        prefix=prefix + "engine = Compl", suffix=own, language="python",
+        line=prefix.count("\n"), path=str(index.root / "tests" / "test_two.py"),
+        repo_root=str(index.root),
+    )
+    snippets = index.retrieve(typed, budget_tokens=600, similar_code=True)
+    assert snippets and not any(s.source == "similar" for s in snippets)
+    assert any(s.path == "engine.py" for s in snippets)
 
 
 def test_window_cache_rereads_a_changed_file(tmp_path: Path) -> None:
