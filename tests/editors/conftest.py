@@ -33,13 +33,16 @@ requires_editors = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A copy of the fixture repository, committed to git, with report.py ready for typing."""
-    ws = tmp_path / "workspace"
+def committed_workspace(dest: Path, imports: str = "") -> Path:
+    """A copy of the fixture repository under ``dest``, report.py ready for typing (with
+    ``imports`` replacing its ``from inventory import Item`` line), committed to git."""
+    ws = dest / "workspace"
     shutil.copytree(FIXTURE, ws)
     report = ws / "report.py"
-    report.write_text(report.read_text() + "\n\n" + TYPED_HEADER, encoding="utf-8")
+    text = report.read_text(encoding="utf-8")
+    if imports:
+        text = text.replace("from inventory import Item\n", imports)
+    report.write_text(text + "\n\n" + TYPED_HEADER, encoding="utf-8")
     env = {
         **os.environ,
         "GIT_AUTHOR_NAME": "t",
@@ -53,7 +56,12 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def server_cmd() -> list[str]:
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the fixture repository, committed to git, with report.py ready for typing."""
+    return committed_workspace(tmp_path)
+
+
+def server_command() -> list[str]:
     """The command that starts the server: $PILOTFISH_SERVER_CMD (JSON list) or this venv's."""
     if "PILOTFISH_SERVER_CMD" in os.environ:
         return json.loads(os.environ["PILOTFISH_SERVER_CMD"])
@@ -63,3 +71,9 @@ def server_cmd() -> list[str]:
         if exe.exists()
         else [sys.executable, "-m", "pilotfish.lsp_server", "serve"]
     )
+
+
+@pytest.fixture
+def server_cmd() -> list[str]:
+    """``server_command()`` as a fixture."""
+    return server_command()

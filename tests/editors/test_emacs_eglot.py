@@ -13,13 +13,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import FIXTURE, REPO, TYPED, TYPED_HEADER, requires_editors
+from .conftest import REPO, TYPED, committed_workspace, requires_editors, server_command
 
 pytestmark = [
     requires_editors,
@@ -59,43 +58,11 @@ def _utf16_index(line: str, units: int) -> int:
     return len(line.encode("utf-16-le")[: 2 * units].decode("utf-16-le"))
 
 
-def _git_workspace(root: Path) -> Path:
-    ws = root / "workspace"
-    shutil.copytree(FIXTURE, ws)
-    report = ws / "report.py"
-    text = report.read_text(encoding="utf-8").replace(
-        "from inventory import Item\n", "from inventory import Item, cheapest\n"
-    )
-    report.write_text(text + "\n\n" + TYPED_HEADER, encoding="utf-8")
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    for cmd in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-qm", "fixture"]):
-        subprocess.run(cmd, cwd=ws, env=env, check=True)
-    return ws
-
-
-def _server_command() -> list[str]:
-    """conftest's ``server_cmd``, for this module-scoped fixture (one Emacs run for all tests)."""
-    if "PILOTFISH_SERVER_CMD" in os.environ:
-        return json.loads(os.environ["PILOTFISH_SERVER_CMD"])
-    exe = Path(sys.executable).with_name("pilotfish")
-    return (
-        [str(exe), "serve"]
-        if exe.exists()
-        else [sys.executable, "-m", "pilotfish.lsp_server", "serve"]
-    )
-
-
 @pytest.fixture(scope="module")
 def eglot_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One Emacs session through every step; its JSON report plus the workspace path."""
     root = tmp_path_factory.mktemp("eglot")
-    ws = _git_workspace(root)
+    ws = committed_workspace(root, "from inventory import Item, cheapest\n")
     steps = [
         {"kind": "wait", "timeout": 180},
         {"kind": "complete", "text": CROSS_FILE, "timeout": COMPLETION_TIMEOUT},
@@ -109,7 +76,7 @@ def eglot_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = root / "report.json"
     env = {
         **os.environ,
-        "PILOTFISH_SERVER_CMD": json.dumps(_server_command()),
+        "PILOTFISH_SERVER_CMD": json.dumps(server_command()),
         "PILOTFISH_INIT_OPTIONS": json.dumps(
             {"dataDir": str(root / "data"), "completion": {"debounceMs": 0, "maxLines": 4}}
         ),
