@@ -205,6 +205,36 @@ _STRING_OR_COMMENT = {  # prose and literals are not uses of a definition
 }
 
 
+def class_attribute_hint(prefix: str, suffix: str, chain: str) -> TypeHint | None:
+    """The type of ``self.attr`` from anywhere in the class around the cursor.
+
+    The near-cursor scan sees ``BOUND_WINDOW`` lines; an attribute is usually given its type
+    in ``__init__`` (``self.repo = repo`` with ``repo: Repo``), often further up, and the class
+    line itself may be out of that window. This finds the nearest ``class`` line above the
+    cursor indented less than the cursor's line and scans that class's whole body (to where its
+    indentation ends), only when the near scan found nothing.
+    """
+    before = prefix.split("\n")
+    cursor_indent = len(before[-1]) - len(before[-1].lstrip(" \t"))
+    found = next(((i, m) for i in range(len(before) - 2, -1, -1)
+                  if (m := _CLASS_LINE.match(before[i])) and len(m.group(1)) < cursor_indent),
+                 None)
+    if found is None:
+        return None
+    start, indent = found[0], len(found[1].group(1))
+    after: list[str] = []
+    for line in suffix.split("\n")[1:2000]:
+        if line.strip() and len(line) - len(line.lstrip(" \t")) <= indent:
+            break
+        after.append(line)
+    raw = [*before[start:], *after]
+    code = strip_prose("\n".join(raw)).split("\n")
+    return scan_types(raw, code).hint(chain, len(before) - start - 1)
+
+
+_CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+\w+")
+
+
 def strip_prose(text: str, comment: str = "#") -> str:
     """The text with comments and string literals blanked, keeping its lines."""
     return _STRING_OR_COMMENT[comment].sub(lambda m: "\n" * m.group(0).count("\n"), text)
@@ -544,6 +574,8 @@ class Retriever:
                 m = _OBJECT_RE.search(lines_before[-1])
                 if m:  # the cursor is after `x.`: the API of x's class leads
                     hint = scan.hint(m.group(1), len(before_lines) - 1)
+                    if hint is None and m.group(1).startswith("self."):
+                        hint = class_attribute_hint(ctx.prefix, ctx.suffix, m.group(1))
                     cls = (self._hint_class(db, hint, {}, cur_class) if hint
                            else duck.get(m.group(1), (None, {}))[0])
                     if cls:

@@ -514,3 +514,19 @@ def test_after_raise_the_files_exception_classes_lead(tmp_path: Path) -> None:
     # exception it never names.
     assert {s.text.split("(")[0] for s in raised} == {"class BoundaryError", "class Stale"}
     assert snippets[0] in raised
+
+
+def test_self_attribute_typed_far_above_the_cursor(shop: Index) -> None:
+    """``self.till = till`` (``till: Register``) in ``__init__``, 500 lines above ``self.till.``:
+    the class around the cursor is scanned whole when the near window does not say."""
+    filler = "".join(f"    def step_{i}(self):\n        return {i}\n\n" for i in range(170))
+    prefix = (IMPORTS + "class Shop:\n    def __init__(self, till: Register):\n"
+              "        self.till = till\n\n" + filler
+              + "    def close(self):\n        self.till.")
+    assert prefix.count("\n") > 500
+    file = shop.root / "shop/user.py"
+    file.write_text(prefix + "\n")
+    ctx = CursorContext(prefix=prefix, suffix="\n", language="python", path=str(file),
+                        repo_root=str(shop.root), line=prefix.count("\n"))
+    first = shop.retrieve(ctx, budget_tokens=4000, max_snippets=10)[0]
+    assert first.path == "shop/till.py" and first.reason.startswith("members of `Register`")
