@@ -1151,10 +1151,10 @@ class Retriever:
         self, db: sqlite3.Connection, line_head: str, names: list[str], cur_rel: str | None,
         cursor_line: int, around: str = "",
     ) -> list[Candidate]:
-        """What the cursor is typing: exception classes after ``raise``/``except``, ``module.``
-        members (an outline of them, then their definitions), or names starting with a prefix.
+        """What the cursor is typing, as candidates that lead the ranking.
 
-        ``around`` is the file's text near the cursor and its head (imports), for what the file
+        Exception classes after ``raise``/``except``; ``module.`` members (an outline of them,
+        then their definitions); or names starting with a typed prefix. ``around`` is the file's text near the cursor and its head (imports), for what the file
         names or uses.
         """
         raising = _RAISE_RE.search(line_head)
