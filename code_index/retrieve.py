@@ -1154,8 +1154,8 @@ class Retriever:
         """What the cursor is typing, as candidates that lead the ranking.
 
         Exception classes after ``raise``/``except``; ``module.`` members (an outline of them,
-        then their definitions); or names starting with a typed prefix. ``around`` is the file's text near the cursor and its head (imports), for what the file
-        names or uses.
+        then their definitions); or names starting with a typed prefix. ``around`` is the
+        file's text near the cursor and its head (imports), for what the file names or uses.
         """
         raising = _RAISE_RE.search(line_head)
         if raising:
