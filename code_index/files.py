@@ -253,6 +253,14 @@ def within(root: Path, path: Path) -> bool:
     return True
 
 
+def _utf8_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by git / os as surrogate escapes
+        return False
+    return True
+
+
 def select_files(root: Path, config: IndexConfig) -> Selection:
     """The workspace's indexable files: git's tracked + untracked-not-ignored, else .gitignore."""
     root = root.resolve()
@@ -264,6 +272,10 @@ def select_files(root: Path, config: IndexConfig) -> Selection:
         extra.add(pattern)
     selection = Selection()
     for rel in names:
+        if not _utf8_name(rel):  # a name no URI, database or prompt can carry as text
+            selection.skip(rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                           "bad_name")
+            continue
         if config.exclude and extra.ignored(rel):
             selection.skip(rel, "excluded")
             continue

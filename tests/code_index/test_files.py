@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.files import IgnoreRules, content_skip_reason, select_files
+from pilotfish.code_index.indexer import Index
 
 # Assembled at run time so this file itself never looks like it holds a secret.
 AWS_KEY = "AKIA" + "ABCDEFGHIJKLMNOP"
@@ -161,3 +162,20 @@ def test_content_checks() -> None:
     assert content_skip_reason(b"x" * 101, "a.py", 100) == "too_large"
     assert content_skip_reason(f"k = '{AWS_KEY}'".encode(), "a.py", 1000) == "secret"
     assert content_skip_reason(b"k = 'AKIA-not-a-key'", "a.py", 1000) is None
+
+
+@pytest.mark.parametrize("git", [True, False])
+def test_a_file_name_that_is_not_utf8_is_skipped_not_fatal(tmp_path: Path, git: bool) -> None:
+    (tmp_path / "good.py").write_text("def good():\n    return 1\n")
+    with open(os.path.join(os.fsencode(tmp_path), b"bad\xffname.py"), "wb") as f:
+        f.write(b"def bad():\n    return 2\n")
+    if git:
+        subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    index = Index(tmp_path, tmp_path / ".data", IndexConfig(embeddings=False,
+                                                           dependency_docs=False))
+    try:
+        summary = index.build()
+        assert summary.skipped.get("bad_name") == 1
+        assert index.definitions("good") and not index.definitions("bad")
+    finally:
+        index.close()
