@@ -27,6 +27,7 @@ _COMMENT = {
 # How far back the prefix is scanned for open brackets; a top-level line in that window is a
 # safe place to start (never inside a bracket, rarely inside a string).
 WINDOW_LINES = 60
+WINDOW_CHARS = 50_000  # of those lines, at most: the tail of a huge generated line
 
 
 def quotes_for(language: str) -> tuple[str, ...]:
@@ -112,7 +113,8 @@ def prefix_state(prefix: str, language: str) -> ScanState:
         if line.strip() and not line[0].isspace() and line.lstrip()[0] not in ")]}":
             start = k
             break
-    state = scan("\n".join(lines[start:]), language)
+    # A generated one-line file can put a megabyte on the cursor's line: its tail will do.
+    state = scan("\n".join(lines[start:])[-WINDOW_CHARS:], language)
     return ScanState(state.stack, state.quote, state.comment, 0)
 
 

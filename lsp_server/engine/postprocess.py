@@ -25,12 +25,20 @@ class PostContext:
 
 Rule = Callable[[str, PostContext], str | None]
 
+LINE_REST_CHARS = 2000
+"""How much of the rest of the cursor's line the rules read: a suggestion is a few hundred
+characters, and a generated or minified line can be a megabyte (postprocessing one took 7 s)."""
+
+
+def _line_rest(post: PostContext) -> str:
+    return current_line_suffix(post.ctx)[:LINE_REST_CHARS]
+
 
 def limit_to_line(text: str, post: PostContext) -> str | None:
     """Single-line mode keeps the first line; a leading newline keeps the first line after it."""
     if post.multiline:
         return text
-    if text.startswith(("\n", "\r\n")) and not current_line_suffix(post.ctx).strip():
+    if text.startswith(("\n", "\r\n")) and not _line_rest(post).strip():
         # Cursor at the end of a line: the useful suggestion is the next line.
         head = text.lstrip("\r\n").split("\n", 1)[0]
         return "\n" + head if head.strip() else None
@@ -69,10 +77,10 @@ def limit_lines(text: str, post: PostContext) -> str | None:
 
 def trim_suffix_overlap(text: str, post: PostContext) -> str | None:
     """Remove the end of the suggestion that repeats the text right after the cursor."""
-    line_rest = current_line_suffix(post.ctx).strip()
+    line_rest = _line_rest(post).strip()
     if line_rest:
         stripped = text.rstrip()
-        for k in range(len(line_rest), 0, -1):
+        for k in range(min(len(line_rest), len(stripped)), 0, -1):
             if stripped.endswith(line_rest[:k]) and _worth_cutting(stripped, k, line_rest, post):
                 return stripped[: len(stripped) - k]
         return text
@@ -99,7 +107,7 @@ def _worth_cutting(text: str, k: int, line_rest: str, post: PostContext) -> bool
         return True
     if all(ch in _PUNCTUATION or ch in CLOSERS or ch in quotes for ch in cut):
         state = prefix_state(post.ctx.prefix, post.ctx.language)
-        suffix = current_line_suffix(post.ctx)
+        suffix = _line_rest(post)
         lang = post.ctx.language
         return imbalance(state, text[: len(text) - k], suffix, lang) <= imbalance(
             state, text, suffix, lang
@@ -119,7 +127,7 @@ def balance_brackets(text: str, post: PostContext) -> str | None:
     stray = first_stray_closer(text, lang, state)
     if stray is not None:
         text = text[:stray].rstrip(" \t")
-    suffix = current_line_suffix(post.ctx)
+    suffix = _line_rest(post)
     if not suffix.strip():
         return text
     quotes = quotes_for(lang)

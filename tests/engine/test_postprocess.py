@@ -181,3 +181,13 @@ def test_reject_blank(raw: str) -> None:
 )
 def test_chain(marked: str, multiline: bool, raw: str, expected: str | None) -> None:
     assert postprocess(raw, post(marked, multiline=multiline)) == expected
+
+
+def test_a_megabyte_line_after_the_cursor_is_read_only_near_the_cursor() -> None:
+    """Generated one-line files: the rules see the first LINE_REST_CHARS of the line's rest
+    (postprocessing read all of it, quadratically: 7 s on a 0.9 MB line)."""
+    rest = ")" + ",9" * 500_000
+    marked = "x = [1, f(2|" + rest
+    assert trim_suffix_overlap("2, 3)", post(marked)) == "2, 3"
+    assert balance_brackets("2))", post(marked)) == "2"
+    assert postprocess("2, 3)", post("y = [" + ",7" * 300_000 + ", f(|" + rest)) == "2, 3"
