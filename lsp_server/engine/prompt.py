@@ -188,8 +188,16 @@ def keep_tail(text: str, max_tokens: int, count_tokens: CountTokens) -> str:
     tail = text[starts[lo] :]
     if count_tokens(tail) <= max_tokens:
         return tail
-    # A single line longer than the budget: cut inside it.
-    return tail[-max_tokens * 2 :]
+    # A single line longer than the budget: the longest tail of it that fits (digits and
+    # symbols run one character a token, so no fixed characters-per-token guess holds).
+    lo, hi = 0, len(tail)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(tail[-mid:]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return tail[len(tail) - lo :]
 
 
 def keep_head(text: str, max_tokens: int, count_tokens: CountTokens) -> str:
