@@ -6,20 +6,41 @@ import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
-from ...code_index.languages import LANGUAGE_BY_SUFFIX, PLAIN_TEXT_SUFFIXES
+from ...code_index.languages import (
+    DOC_SUFFIXES,
+    LANGUAGE_BY_SUFFIX,
+    PLAIN_TEXT_SUFFIXES,
+    normalize_language,
+)
 from ...code_index.types import CursorContext
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_KNOWN_LANGUAGES = frozenset(
+    {*LANGUAGE_BY_SUFFIX.values(), *PLAIN_TEXT_SUFFIXES.values(), *DOC_SUFFIXES.values()}
+)
+
+
 def language_for(path: str | None, language_id: str = "") -> str:
-    """The language of a document: the client's language id, else its file suffix."""
-    if language_id:
-        return language_id
+    """The language of a document: the client's language id, else its file suffix.
+
+    Ids are normalised (``typescriptreact`` -> ``tsx``, ``Python`` -> ``python``, Emacs
+    eglot's ``python-ts`` for ``python-ts-mode`` -> ``python``); one pilotfish does not know
+    gives way to the file's suffix, so every later stage (comment markers, strings, which
+    snippets a file can use) sees a name it knows.
+    """
+    normal = normalize_language(language_id.strip()) if language_id else ""
+    if normal.endswith("-ts"):
+        normal = normalize_language(normal[: -len("-ts")])
+    if normal in _KNOWN_LANGUAGES:
+        return normal
     if path:
         suffix = PurePath(path).suffix.lower()
-        return LANGUAGE_BY_SUFFIX.get(suffix) or PLAIN_TEXT_SUFFIXES.get(suffix, "plaintext")
-    return "plaintext"
+        by_suffix = LANGUAGE_BY_SUFFIX.get(suffix) or PLAIN_TEXT_SUFFIXES.get(suffix)
+        if by_suffix:
+            return by_suffix
+    return normal or "plaintext"
 
 
 @dataclass(frozen=True, kw_only=True)

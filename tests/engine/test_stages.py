@@ -80,7 +80,16 @@ def test_build_context_splits_at_cursor() -> None:
     [
         ("a.py", "", "python"),
         ("a.TSX", "", "tsx"),
-        ("a.py", "cython", "cython"),
+        # Ids as clients send them: VS Code's, Emacs eglot's tree-sitter modes, capitalised.
+        ("a.tsx", "typescriptreact", "tsx"),
+        ("a.py", "python-ts", "python"),
+        ("a.go", "go-ts", "go"),
+        ("a.js", "js", "javascript"),
+        (None, "Python", "python"),
+        ("notes.md", "markdown", "markdown"),
+        # An id pilotfish does not know gives way to the suffix; without one it stays.
+        ("a.py", "cython", "python"),
+        (None, "haskell", "haskell"),
         (None, "", "plaintext"),
     ],
 )
