@@ -109,7 +109,12 @@ class IgnoreRules:
             if anchored
             else f"^{prefix}(.*/)?{regex}(?P<sub>/.*)?$"
         )
-        self._rules.append((base, re.compile(full), negate, dir_only))
+        try:
+            compiled = re.compile(full)
+        except re.error as exc:  # one this translation cannot express (`[]]`): left out
+            log.info("ignore pattern %r skipped: %s", pattern, exc)
+            return
+        self._rules.append((base, compiled, negate, dir_only))
 
     def add_file(self, file: Path, base: str = "") -> None:
         """Add every pattern of a ``.gitignore`` file."""
