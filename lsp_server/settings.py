@@ -212,9 +212,31 @@ def parse_settings(raw: object) -> Settings:
     if data is None:
         return Settings()
     try:
-        return CONVERTER.structure(dict(data), Settings)
+        settings = CONVERTER.structure(dict(data), Settings)
     except Exception as exc:  # cattrs raises ExceptionGroups with nested detail
         raise SettingsError(_describe(exc)) from exc
+    out_of_range = [
+        f"completion.{_camel(name)} = {value} (expected {low}..{high})"
+        for name, low, high in _COMPLETION_RANGES
+        if not low <= (value := getattr(settings.completion, name)) <= high
+    ]
+    if out_of_range:
+        raise SettingsError("; ".join(out_of_range))
+    return settings
+
+
+# Bounds a value must keep to make sense (a negative token count, a prompt over the model's
+# context window); the wire names are the camelCase of these.
+_COMPLETION_RANGES = (
+    ("max_tokens", 1, 4096),
+    ("max_lines", 1, 200),
+    ("context_tokens", 64, 32768),
+    ("retrieval_tokens", 0, 16384),
+    ("debounce_ms", 0, 10_000),
+    ("debounce_max_ms", 0, 10_000),
+    ("temperature", 0.0, 5.0),
+    ("max_file_bytes", 1, 100_000_000),
+)
 
 
 def parse_settings_or_default(raw: object) -> tuple[Settings, str | None]:

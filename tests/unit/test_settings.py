@@ -35,6 +35,9 @@ def test_pilotfish_section_is_unwrapped() -> None:
         ({"completion": {"maxTokens": "many"}}, "max_tokens"),
         ({"model": {"device": "tpu"}}, "device"),
         ([1, 2], "must be an object"),
+        # Values of the right type but no sense: a negative budget, a prompt no model holds.
+        ({"completion": {"maxTokens": -5}}, "completion.maxTokens = -5 (expected 1..4096)"),
+        ({"completion": {"contextTokens": 10**9}}, "completion.contextTokens"),
     ],
 )
 def test_bad_values_are_reported(raw: object, fragment: str) -> None:
