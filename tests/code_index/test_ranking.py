@@ -17,7 +17,7 @@ from pilotfish.code_index.retrieve import (
     python_imports,
     strip_prose,
 )
-from pilotfish.code_index.types import CursorContext
+from pilotfish.code_index.types import CursorContext, Snippet
 
 
 @pytest.mark.parametrize(
@@ -455,6 +455,23 @@ def _private():
 '''
 
 
+def _retrieve_in_parser(tmp_path: Path, files: dict[str, str], prefix: str) -> list[Snippet]:
+    """Index ``files`` plus ``pkg/parser.py`` = ``prefix``; retrieve at the end of it."""
+    root = tmp_path / "repo"
+    for rel, text in {**files, "pkg/parser.py": prefix + "\n"}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        index.build()
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
+                            path=str(root / "pkg" / "parser.py"), repo_root=str(root),
+                            line=prefix.count("\n"))
+        return index.retrieve(ctx, budget_tokens=4000, max_snippets=10)
+    finally:
+        index.close()
+
+
 @pytest.mark.parametrize(
     ("typed", "outline"),
     [
@@ -467,21 +484,9 @@ def _private():
 def test_the_api_of_the_module_being_typed_leads(
     tmp_path: Path, typed: str, outline: list[str] | None
 ) -> None:
-    root = tmp_path / "repo"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "errors.py").write_text(ERRORS)
     prefix = ("from pkg import errors\n\n\ndef parse(text):\n    if not text:\n"
               "        raise errors.MessageError('empty')\n    raise " + typed)
-    (root / "pkg" / "parser.py").write_text(prefix + "\n")
-    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
-    try:
-        index.build()
-        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
-                            path=str(root / "pkg" / "parser.py"), repo_root=str(root),
-                            line=prefix.count("\n"))
-        first = index.retrieve(ctx, budget_tokens=4000, max_snippets=10)[0]
-    finally:
-        index.close()
+    first = _retrieve_in_parser(tmp_path, {"pkg/errors.py": ERRORS}, prefix)[0]
     assert first.path == "pkg/errors.py"
     if outline is None:
         assert first.text.startswith("def raise_for(") and "members of" not in first.reason
@@ -492,23 +497,12 @@ def test_the_api_of_the_module_being_typed_leads(
 
 
 def test_after_raise_the_files_exception_classes_lead(tmp_path: Path) -> None:
-    root = tmp_path / "repo"
-    (root / "pkg").mkdir(parents=True)
-    (root / "pkg" / "errors.py").write_text(ERRORS + "\n\nclass Stale(MessageError):\n    pass\n")
-    (root / "pkg" / "other.py").write_text("class UnusedError(Exception):\n    pass\n")
+    files = {"pkg/errors.py": ERRORS + "\n\nclass Stale(MessageError):\n    pass\n",
+             "pkg/other.py": "class UnusedError(Exception):\n    pass\n"}
     prefix = ("from pkg.errors import BoundaryError, Stale, raise_for\n\n\n"
               "def parse(text):\n    if not text:\n        raise BoundaryError('empty')\n"
               "    if text == 'old':\n        raise Stale()\n    raise ")
-    (root / "pkg" / "parser.py").write_text(prefix + "\n")
-    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
-    try:
-        index.build()
-        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
-                            path=str(root / "pkg" / "parser.py"), repo_root=str(root),
-                            line=prefix.count("\n"))
-        snippets = index.retrieve(ctx, budget_tokens=4000, max_snippets=10)
-    finally:
-        index.close()
+    snippets = _retrieve_in_parser(tmp_path, files, prefix)
     raised = [s for s in snippets if s.reason.endswith("raised or caught in this file")]
     # The file's exception classes (by name or by base), not the function it imports, nor an
     # exception it never names.
