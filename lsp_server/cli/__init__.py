@@ -54,6 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (``| head``); nothing more to say.
         sys.stderr.close()
         return 1
+    except OSError as exc:  # a folder that cannot be created, a full disk: one line, no trace
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"pilotfish: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

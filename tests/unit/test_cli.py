@@ -42,6 +42,18 @@ def test_user_mistakes_are_one_line(source: Path, location: str, message: str) -
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "m.py").write_text("x = 1\n")
+    proc = run("index", str(tmp_path / "repo"), "--data-dir", str(blocker / "data"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("pilotfish: error:") and str(blocker / "data") in last
+
+
 def test_non_utf8_and_binary_files(tmp_path: Path) -> None:
     latin = tmp_path / "latin.py"
     latin.write_bytes(b"x = '\xe9'\n")
