@@ -258,6 +258,13 @@ def within(root: Path, path: Path) -> bool:
     return True
 
 
+def _exclude_rules(config: IndexConfig) -> IgnoreRules:
+    rules = IgnoreRules()
+    for pattern in config.exclude:
+        rules.add(pattern)
+    return rules
+
+
 def _utf8_name(rel: str) -> bool:
     try:
         rel.encode("utf-8")
@@ -272,9 +279,7 @@ def select_files(root: Path, config: IndexConfig) -> Selection:
     names = _git_files(root)
     if not names:  # not a repository, or a folder its enclosing repository ignores
         names = _walk_files(root)
-    extra = IgnoreRules()
-    for pattern in config.exclude:
-        extra.add(pattern)
+    extra = _exclude_rules(config)
     selection = Selection()
     for rel in names:
         if not _utf8_name(rel):  # a name no URI, database or prompt can carry as text
@@ -327,12 +332,8 @@ def unselected_reason(root: Path, rel: str, config: IndexConfig) -> str | None:
     reason = path_skip_reason(rel)
     if reason is not None:
         return reason
-    if config.exclude:
-        extra = IgnoreRules()
-        for pattern in config.exclude:
-            extra.add(pattern)
-        if extra.ignored(rel):
-            return "excluded"
+    if config.exclude and _exclude_rules(config).ignored(rel):
+        return "excluded"
     ignored = _git_check_ignore(root, rel)
     if ignored is None:
         rules = IgnoreRules()

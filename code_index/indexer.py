@@ -354,12 +354,13 @@ class Index:
         language = language_of_path(rel)
         abs_path = self.root / rel
         from_buffer = False
-        if self.store.file_row(rel) is None:  # not chosen by the last build: same rules first
-            if rel not in self._unselected:
-                self._unselected[rel] = unselected_reason(self.root, rel, self.config)
-            if self._unselected[rel] is not None:
-                return f"skipped ({self._unselected[rel]})"
         with self.write_lock:
+            old = self.store.file_row(rel)
+            if old is None:  # not chosen by the last build: the build's rules first
+                if rel not in self._unselected:
+                    self._unselected[rel] = unselected_reason(self.root, rel, self.config)
+                if self._unselected[rel] is not None:
+                    return f"skipped ({self._unselected[rel]})"
             if text is None:
                 if not abs_path.is_file():
                     return self.delete_file(rel)
@@ -370,7 +371,6 @@ class Index:
                 reason = check_text(text, rel, self.config)
             if language is None:
                 reason = reason or "unsupported"
-            old = self.store.file_row(rel)
             if text is None or reason is not None:
                 with self.store.transaction() as db:
                     self._drop_vectors_of(db, rel)

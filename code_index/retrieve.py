@@ -205,6 +205,9 @@ _STRING_OR_COMMENT = {  # prose and literals are not uses of a definition
 }
 
 
+_CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+\w+")
+
+
 def class_attribute_hint(prefix: str, suffix: str, chain: str) -> TypeHint | None:
     """The type of ``self.attr`` from anywhere in the class around the cursor.
 
@@ -231,8 +234,6 @@ def class_attribute_hint(prefix: str, suffix: str, chain: str) -> TypeHint | Non
     code = strip_prose("\n".join(raw)).split("\n")
     return scan_types(raw, code).hint(chain, len(before) - start - 1)
 
-
-_CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+\w+")
 
 
 def strip_prose(text: str, comment: str = "#") -> str:
@@ -623,7 +624,7 @@ class Retriever:
         fused = lead_with(similar[:LEAD_WINDOWS], fuse([symbols, nearest, lexical, dense]))
         # The API being typed (`module.` or `obj.` of a known class) leads: fusion would rank
         # its single outline below the member definitions that every list repeats.
-        fused = pin([c for c in typing if not c.verbatim], fused)
+        fused = lead_with([c for c in typing if not c.verbatim], fused, drop_overlaps=False)
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
         self.last_timings = Timings(
@@ -1484,30 +1485,24 @@ def fuse(lists: list[list[Candidate]], k: int = RRF_K) -> list[tuple[float, Cand
     return kept
 
 
-def lead_with(first: list[Candidate], fused: list[tuple[float, Candidate]]
-              ) -> list[tuple[float, Candidate]]:
-    """``first`` ahead of the fused ranking, which loses what overlaps them."""
+def lead_with(first: list[Candidate], fused: list[tuple[float, Candidate]], *,
+              drop_overlaps: bool = True) -> list[tuple[float, Candidate]]:
+    """``first`` ahead of the fused ranking, which loses what overlaps them.
+
+    ``drop_overlaps=False`` (outlines, which span the definitions they list) drops only the
+    very same ranges and keeps the rest in its order.
+    """
     if not first:
         return fused
     top = fused[0][0] if fused else 0.0
     lead = [(top + 1.0, c) for c in first]
-    rest = [
-        (score, c) for score, c in fused
-        if not any(c.path == f.path and c.start_line <= f.end_line and f.start_line <= c.end_line
-                   for f in first)
-    ]
-    return lead + rest
 
+    def covered(c: Candidate) -> bool:
+        return any(c.path == f.path and (
+            c.start_line <= f.end_line and f.start_line <= c.end_line if drop_overlaps
+            else (c.start_line, c.end_line) == (f.start_line, f.end_line)) for f in first)
 
-def pin(first: list[Candidate], fused: list[tuple[float, Candidate]]
-        ) -> list[tuple[float, Candidate]]:
-    """``first`` ahead of the fused ranking, which keeps everything else in its order."""
-    if not first:
-        return fused
-    top = fused[0][0] if fused else 0.0
-    keys = {(c.path, c.start_line, c.end_line) for c in first}
-    rest = [(score, c) for score, c in fused if (c.path, c.start_line, c.end_line) not in keys]
-    return [(top + 1.0, c) for c in first] + rest
+    return lead + [(score, c) for score, c in fused if not covered(c)]
 
 
 def fit_budget(
