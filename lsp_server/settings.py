@@ -215,14 +215,19 @@ def parse_settings(raw: object) -> Settings:
         settings = CONVERTER.structure(dict(data), Settings)
     except Exception as exc:  # cattrs raises ExceptionGroups with nested detail
         raise SettingsError(_describe(exc)) from exc
-    out_of_range = [
+    problems = out_of_range(settings)
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return settings
+
+
+def out_of_range(settings: Settings) -> list[str]:
+    """``completion.maxTokens = -5 (expected 1..4096)`` for each value outside its bounds."""
+    return [
         f"completion.{_camel(name)} = {value} (expected {low}..{high})"
         for name, low, high in _COMPLETION_RANGES
         if not low <= (value := getattr(settings.completion, name)) <= high
     ]
-    if out_of_range:
-        raise SettingsError("; ".join(out_of_range))
-    return settings
 
 
 # Bounds a value must keep to make sense (a negative token count, a prompt over the model's

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..indexing import IndexService
 from ..runtime import Runtime
-from ..settings import Settings
+from ..settings import Settings, out_of_range
 
 INDEX_WAIT_S = 600.0
 
@@ -48,9 +48,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if args.max_tokens is not None:
         completion = dataclasses.replace(completion, max_tokens=args.max_tokens)
     index = dataclasses.replace(s.index, enable=not args.no_index)
-    return dataclasses.replace(
+    settings = dataclasses.replace(
         s, model=model, completion=completion, index=index, data_dir=args.data_dir or ""
     )
+    problems = out_of_range(settings)
+    if problems:  # `--max-tokens -5`: the same bounds as the server's settings
+        raise UserError("; ".join(problems).replace("completion.maxTokens", "--max-tokens"))
+    return settings
 
 
 def read_source_file(path: Path) -> str:

@@ -42,6 +42,12 @@ def test_user_mistakes_are_one_line(source: Path, location: str, message: str) -
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_an_option_out_of_range_is_one_line(source: Path) -> None:
+    proc = run("complete", f"{source}:2:12", "--no-index", "--max-tokens", "-5")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "pilotfish: error: --max-tokens = -5 (expected 1..4096)"
+
+
 def test_a_data_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
