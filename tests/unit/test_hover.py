@@ -121,7 +121,8 @@ def test_method_on_self(workspace: tuple[Path, Index]) -> None:
 
 
 class SlowGenerator:
-    """A plumbing stand-in for the model: answers after a delay, counts its calls."""
+    """A plumbing stand-in for the model: answers after a delay unless cancelled first;
+    counts its calls and records how each ended."""
 
     backend = "test"
     device = "cpu"
@@ -131,37 +132,22 @@ class SlowGenerator:
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.calls = 0
-
-    def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
-        self.calls += 1
-        time.sleep(self.delay)
-        return Generation(text="It makes URL slugs [1]. Page calls it [3]. Bogus [9].",
-                          prompt_tokens=1, new_tokens=1)
-
-
-class StoppableGenerator:
-    """Answers after a delay unless its cancel event is set first; records what it saw."""
-
-    backend = "test"
-    device = "cpu"
-    model_id = "stoppable"
-    adapter = None
-
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
         self.outcomes: list[str] = []
 
     def generate(self, request: GenerationRequest, cancel: threading.Event) -> Generation:
+        self.calls += 1
         stopped = cancel.wait(self.delay)
         self.outcomes.append("cancelled" if stopped else "done")
-        return Generation(text="" if stopped else "It makes URL slugs [1].", prompt_tokens=1,
-                          new_tokens=1, stop_reason="cancelled" if stopped else "stop")
+        if stopped:
+            return Generation(text="", prompt_tokens=1, new_tokens=0, stop_reason="cancelled")
+        return Generation(text="It makes URL slugs [1]. Page calls it [3]. Bogus [9].",
+                          prompt_tokens=1, new_tokens=1)
 
 
 def test_a_newer_hover_stops_the_older_explanations(workspace: tuple[Path, Index]) -> None:
     """Clients that hover at every cursor stop (eglot's eldoc) queue nothing but the newest."""
     root, index = workspace
-    generator = StoppableGenerator(delay=1.5)
+    generator = SlowGenerator(delay=1.5)
     explainer = Explainer(root)
     try:
         args = dict(path=str(root / "app.py"), store=index.store, generator=generator,
