@@ -603,9 +603,12 @@ class Retriever:
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             similar = (self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
                        if similar_code else [])
-            if similar_code and not similar and not lines_before[-1].strip():
-                return []  # line start: nothing elsewhere looks more like it than the file
             t2 = time.perf_counter()
+            if similar_code and not similar and not lines_before[-1].strip():
+                # Line start: nothing elsewhere looks more like it than the file itself.
+                self.last_timings = Timings(symbol=(t1 - t0) * 1000, lexical=(t2 - t1) * 1000,
+                                            total=(t2 - started) * 1000)
+                return []
             query_text = "\n".join([*lines_before[-6:], first_suffix_line])
             spent_ms = (t2 - started) * 1000
             # Dense search costs one embedding forward pass; it runs only when its recent

@@ -51,7 +51,8 @@ class PilotfishServer(LanguageServer):
     def position_encoding(self) -> str:
         """The position encoding negotiated at ``initialize`` (UTF-16 unless the client chose).
 
-        Neovim and Helix offer UTF-8 first, and pygls takes the client's first choice.
+        Neovim offers UTF-8 first (``utf-8, utf-16, utf-32``), and pygls takes the client's
+        first choice.
         """
         encoding = self.workspace.position_encoding
         return str(encoding) if encoding else UTF16

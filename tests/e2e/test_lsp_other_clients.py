@@ -1,4 +1,4 @@
-"""Clients unlike VS Code: UTF-8 positions (Neovim, Helix), plain-text hovers, file watchers.
+"""Clients unlike VS Code: UTF-8 positions (Neovim), plain-text hovers, file watchers.
 
 pygls takes the client's first supported position encoding; every position pilotfish reads or
 writes must then be in UTF-8 code units, or completions and hovers land in the wrong column on
@@ -168,7 +168,7 @@ async def test_file_watcher_registered_and_followed(client: LanguageClient) -> N
 async def test_partial_configuration_keeps_the_initialization_options(
     client: LanguageClient,
 ) -> None:
-    """eglot and Helix send workspace configuration separately: it is laid over, not instead."""
+    """eglot sends workspace configuration separately: it is laid over, not instead."""
     client.workspace_did_change_configuration(
         types.DidChangeConfigurationParams(settings={"completion": {"maxLines": 3}})
     )
