@@ -187,6 +187,30 @@ def hit_rank(results: list[tuple[str, int, int]], case: Case,
     return None
 
 
+def cursor_at(root: Path, case: Case, position: str) -> tuple[list[str], str, CursorContext]:
+    """The file's lines, what is typed of the held-out line, and the cursor there.
+
+    ``line-start``: only the indentation is typed; ``before-name``: the line up to the name the
+    model must produce.
+    """
+    lines = (root / case.path).read_text(encoding="utf-8", errors="replace").split("\n")
+    target = lines[case.line - 1]
+    if position == "before-name":
+        cut = re.search(rf"\b{case.name}\b", target)
+        head = target[: cut.start()] if cut else target
+    else:
+        head = target[: len(target) - len(target.lstrip())]
+    ctx = CursorContext(
+        prefix="\n".join(lines[: case.line - 1]) + "\n" + head,
+        suffix="\n" + "\n".join(lines[case.line :]),
+        language="python",
+        path=str(root / case.path),
+        repo_root=str(root),
+        line=case.line - 1,
+    )
+    return lines, head, ctx
+
+
 def dense_only(index: Index, ctx: CursorContext, rel: str) -> list[tuple[str, int, int]]:
     """The nearest chunks of the retriever's dense query alone, other files only."""
     embedder, vectors = index.embedder(), index.vectors
@@ -230,24 +254,8 @@ def evaluate(
         latencies: list[float] = []
         shown = 0
         for case in cases:
-            lines = (root / case.path).read_text(encoding="utf-8", errors="replace").split("\n")
+            lines, head, ctx = cursor_at(root, case, position)
             target = lines[case.line - 1]
-            if position == "before-name":
-                # The line is typed up to the name the model must produce.
-                cut = re.search(rf"\b{case.name}\b", target)
-                head = target[: cut.start()] if cut else target
-            else:
-                head = target[: len(target) - len(target.lstrip())]
-            prefix = "\n".join(lines[: case.line - 1]) + "\n" + head
-            suffix = "\n" + "\n".join(lines[case.line :])
-            ctx = CursorContext(
-                prefix=prefix,
-                suffix=suffix,
-                language="python",
-                path=str(root / case.path),
-                repo_root=str(root),
-                line=case.line - 1,
-            )
             t = time.perf_counter()
             snippets = index.retrieve(ctx, budget_tokens=10**6, max_snippets=max(KS))
             latencies.append((time.perf_counter() - t) * 1000)

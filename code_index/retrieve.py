@@ -14,6 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
+from . import fusion
 from .languages import normalize_language
 from .pytypes import TypeHint, return_annotation, scan_types
 from .similar import WindowCache, in_file_floor, query_identifiers
@@ -113,6 +114,8 @@ class Candidate:
     reason: str
     same_file: bool = False
     verbatim: bool = True  # False for outlines (signatures of a long body): they never overlap
+    kind: str = ""  # the definition's kind ("class", "method", ...); "outline" for API lists
+    name: str = ""  # the defined name, for symbol candidates
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +188,7 @@ MAX_SCAN_AFTER = 400
 BOUND_WINDOW = 400  # lines before the cursor searched for local bindings (half as many after)
 MEMBER_WEIGHT = 0.5  # `x.name` with an unknown `x`: any same-named member may be meant
 RESOLVED_WEIGHT = 3.0  # a use that imports or a class resolve to one definition is certain
+PENDING_WEIGHT = 1.0  # shared by the names a file imports but does not use yet
 MAX_CLASS_DEPTH = 3
 MAX_CLASS_LOOKUPS = 10  # `self.x` / `Class.x` resolutions per request (a few queries each)
 MAX_TYPE_LOOKUPS = 8  # variables' types resolved per request (`x = make()`: one query each)
@@ -282,6 +286,37 @@ def python_imports(text: str) -> dict[str, PyImport]:
             alias = bits[2] if len(bits) == 3 and bits[1] == "as" else bits[0]
             out[alias] = PyImport(0, bits[0])
     return out
+
+
+def open_call(line_head: str) -> str | None:
+    """The function whose call is open at the end of ``line_head`` (``x = f(a, `` -> ``f``)."""
+    depth = 0
+    for i in range(len(line_head) - 1, -1, -1):
+        ch = line_head[i]
+        if ch in ")]}":
+            depth += 1
+        elif ch in "([{":
+            if depth == 0:
+                if ch != "(":
+                    return None
+                m = re.search(r"([A-Za-z_]\w*)\s*$", line_head[:i])
+                return m.group(1) if m and m.group(1) not in KEYWORDS else None
+            depth -= 1
+    return None
+
+
+def pending_imports(text: str, imports: dict[str, PyImport]) -> list[str]:
+    """The names ``text`` imports (``from m import f``) and mentions nowhere else.
+
+    Code imports a name to use it: where the file does not use it yet, the line being written
+    is the likeliest place (a name in a docstring or ``__all__`` counts as used).
+    """
+    names = [alias for alias, imp in imports.items() if imp.attr is not None]
+    if not names:
+        return []
+    rest = _PY_IMPORT_RE.sub("", _PY_FROM_RE.sub("", text))
+    used = set(_IDENT_RE.findall(rest))
+    return [name for name in names if name not in used]
 
 
 # `x = ...`, `x: T = ...`, `x += ...`; a space before `=` tells it from a keyword argument
@@ -442,6 +477,10 @@ class Retriever:
         self._modules_stamp: tuple[int, int] | None = None
         self._module_files: dict[int, str] = {}
         self.last_timings = Timings()
+        # The candidate lists of the last retrieval (uses, nearest, [lexical, dense]), for the
+        # harness that fits fusion's weights (benchmarks/fusion_weights.py).
+        self.last_lists: tuple[list[Candidate], list[Candidate], list[list[Candidate]]] = (
+            [], [], [])
         self._windows = WindowCache()
 
     @property
@@ -559,6 +598,10 @@ class Retriever:
                 "\n", BOUND_WINDOW // 2)[: BOUND_WINDOW // 2]
             bound = bound_names("\n".join(window)) if language == "python" else (set(), set())
             uses = name_uses(code_before, code_after, comment=None)
+            if language == "python":
+                pending = pending_imports(ctx.prefix + ctx.suffix, imports)
+                for name in pending:
+                    uses.setdefault(name, NameUses()).bare += PENDING_WEIGHT / len(pending)
             typed: dict[tuple[TypeHint, str], float] = {}
             scopes = enclosing_scopes(code_before.split("\n"))
             cur_class = next((name for _, kind, name in scopes if kind == "class"), None)
@@ -624,7 +667,14 @@ class Retriever:
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
             return []
-        fused = lead_with(similar[:LEAD_WINDOWS], fuse([symbols, nearest, lexical, dense]))
+        self.last_lists = (symbols, nearest, [lexical, dense])
+        fused = lead_with(similar[:LEAD_WINDOWS], learned_fuse(
+            symbols, nearest, [lexical, dense], cur_rel=cur_rel,
+            line_start=not lines_before[-1].strip()))
+        callee = open_call(lines_before[-1])
+        if callee:  # inside `f(...`: f's signature says what the arguments are
+            fused = lead_with([c for _, c in fused if c.name == callee][:1], fused,
+                              drop_overlaps=False)
         # The API being typed (`module.` or `obj.` of a known class) leads: fusion would rank
         # its single outline below the member definitions that every list repeats.
         fused = lead_with([c for c in typing if not c.verbatim], fused, drop_overlaps=False)
@@ -1086,7 +1136,7 @@ class Retriever:
             abs_path=self._abs(path, origin), start_line=outer or start, end_line=end,
             text="\n".join(lines), source="symbol",
             reason=f"members of `{cls}`, the class of `{chain}` before the cursor",
-            same_file=path == cur_rel, verbatim=False,
+            same_file=path == cur_rel, verbatim=False, kind="outline",
         )]
 
     def _hint_class(self, db: sqlite3.Connection, hint: TypeHint,
@@ -1278,7 +1328,7 @@ class Retriever:
             abs_path=self._abs(path, origin), start_line=members[0][3],
             end_line=max(r[4] for r in members), text="\n".join(lines), source="symbol",
             reason=f"members of module `{module}`, which the cursor is typing",
-            verbatim=False,
+            verbatim=False, kind="outline",
         )]
 
     def _build_candidates(
@@ -1311,6 +1361,7 @@ class Retriever:
                         + (", imported here" if from_import else "")),
                 same_file=path == cur_rel,
                 verbatim=summary.count("\n") + 1 >= end - (outer or start) + 1,
+                kind=kind, name=qual.rsplit(".", 1)[-1],
             ))
         return out
 
@@ -1474,11 +1525,58 @@ def fuse(lists: list[list[Candidate]], k: int = RRF_K) -> list[tuple[float, Cand
             scores[key] = scores.get(key, 0.0) + weight / (k + rank + 1)
             if key not in best or WEIGHTS[c.source] > WEIGHTS[best[key].source]:
                 best[key] = c
-    ordered = sorted(scores.items(), key=lambda item: -item[1])
+    return _without_overlaps(sorted(((score, best[key]) for key, score in scores.items()),
+                                    key=lambda item: -item[0]))
+
+
+def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
+                    lexical: list[list[Candidate]], *, cur_rel: str | None,
+                    line_start: bool) -> list[tuple[fusion.Evidence, Candidate]]:
+    """Each distinct candidate of the lists with what the learned fusion knows about it.
+
+    ``uses``: definitions ranked by their uses in the file; ``nearest``: definitions of the
+    names nearest the cursor; ``lexical``: chunk lists (BM25, dense), whose best rank counts.
+    """
+    ranks: dict[tuple[str, int, int], list[int | None]] = {}
+    best: dict[tuple[str, int, int], Candidate] = {}
+    slots = [(0, uses), (1, nearest), *((2, chunks) for chunks in lexical)]
+    for slot, candidates in slots:
+        for rank, c in enumerate(candidates):
+            key = (c.path, c.start_line, c.end_line)
+            seen = ranks.setdefault(key, [None, None, None])
+            current = seen[slot]
+            if current is None or rank < current:
+                seen[slot] = rank
+            if key not in best or WEIGHTS[c.source] > WEIGHTS[best[key].source]:
+                best[key] = c
+    here = PurePosixPath(cur_rel).parent if cur_rel else None
+    out = []
+    for key, r in ranks.items():
+        c = best[key]
+        out.append((fusion.Evidence(
+            ranks=(r[0], r[1], r[2]), kind="" if c.kind == "outline" else c.kind,
+            outline=c.kind == "outline", same_file=c.same_file,
+            same_directory=here is not None and PurePosixPath(c.path).parent == here,
+            verbatim=c.verbatim, lines=c.end_line - c.start_line + 1, line_start=line_start,
+        ), c))
+    return out
+
+
+def learned_fuse(uses: list[Candidate], nearest: list[Candidate],
+                 lexical: list[list[Candidate]], *, cur_rel: str | None,
+                 line_start: bool) -> list[tuple[float, Candidate]]:
+    """The candidates of the lists ordered by the learned fusion (fusion.py), overlaps merged."""
+    scored = [(fusion.score(e), c) for e, c in fusion_evidence(
+        uses, nearest, lexical, cur_rel=cur_rel, line_start=line_start)]
+    scored.sort(key=lambda item: -item[0])
+    return _without_overlaps(scored)
+
+
+def _without_overlaps(ordered: list[tuple[float, Candidate]]) -> list[tuple[float, Candidate]]:
+    """``ordered`` less the verbatim ranges that overlap a better one of the same file."""
     kept: list[tuple[float, Candidate]] = []
     taken: dict[str, list[tuple[int, int]]] = {}
-    for key, score in ordered:
-        c = best[key]
+    for score, c in ordered:
         if c.verbatim:
             spans = taken.setdefault(c.path, [])
             if any(c.start_line <= hi and lo <= c.end_line for lo, hi in spans):
