@@ -70,7 +70,7 @@ def collect(root: Path, lines: int, seed: int) -> list[Group]:
                                        line_start=not head.strip())
                 if not rows:
                     continue
-                x = np.array([fusion.features(e) for e, _ in rows])
+                x = fusion.matrix([e for e, _ in rows])
                 # The target must be shown, not only covered: a class's range covers its
                 # methods' lines, and a label without the name would learn "longer is better".
                 shows = re.compile(rf"\b{re.escape(case.name)}\b")

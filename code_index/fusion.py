@@ -14,8 +14,10 @@ refits them and prints this module's ``WEIGHTS``; BENCHMARKS.md records the run.
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 KINDS = ("class", "function", "method", "variable", "field", "constant")
 LISTS = ("uses", "nearest", "lexical")
@@ -79,31 +81,46 @@ class Evidence:
     line_start: bool  # nothing typed on the cursor's line yet
 
 
+def matrix(evidence: Sequence[Evidence]) -> np.ndarray:
+    """The feature rows of ``evidence`` (columns in the order of FEATURES)."""
+    ranks = np.array([[-1 if r is None else r for r in e.ranks] for e in evidence],
+                     dtype=float).reshape(len(evidence), len(LISTS))
+    present = ranks >= 0
+    placed = np.maximum(ranks, 0)
+    inverse = np.where(present, 1.0 / (1.0 + placed), 0.0)
+    facts = np.array([[e.outline, e.same_file, e.same_directory, e.verbatim, e.line_start]
+                      for e in evidence], dtype=float).reshape(len(evidence), 5)
+    kinds = np.array([[e.kind == kind for kind in KINDS] for e in evidence],
+                     dtype=float).reshape(len(evidence), len(KINDS))
+    lines = np.log1p(np.maximum(1, [e.lines for e in evidence])) / 5
+    return np.hstack([
+        inverse, present, np.where(present, np.log1p(placed) / 3, ABSENT_LOG_RANK),
+        present.mean(axis=1, keepdims=True), kinds, facts[:, :4], lines.reshape(-1, 1),
+        inverse * facts[:, 4:5],
+    ])
+
+
 def features(e: Evidence) -> list[float]:
     """The feature vector of ``e``, in the order of FEATURES."""
-    inverse = [1.0 / (1 + r) if r is not None else 0.0 for r in e.ranks]
-    out = [
-        *inverse,
-        *(1.0 if r is not None else 0.0 for r in e.ranks),
-        *(math.log1p(r) / 3 if r is not None else ABSENT_LOG_RANK for r in e.ranks),
-        sum(r is not None for r in e.ranks) / len(e.ranks),
-        *(1.0 if e.kind == kind else 0.0 for kind in KINDS),
-        float(e.outline),
-        float(e.same_file),
-        float(e.same_directory),
-        float(e.verbatim),
-        math.log1p(max(1, e.lines)) / 5,
-        *(x if e.line_start else 0.0 for x in inverse),
-    ]
-    return out
+    return matrix([e])[0].tolist()
 
 
-def score(e: Evidence, weights: tuple[float, ...] = WEIGHTS) -> float:
-    """The candidate's learned score: higher is likelier to be the definition used."""
-    return sum(w * x for w, x in zip(weights, features(e), strict=True))
+_WEIGHTS = np.array(WEIGHTS)
+
+
+def scores(evidence: Sequence[Evidence]) -> list[float]:
+    """Each candidate's learned score: higher is likelier to be the definition used."""
+    if not evidence:
+        return []
+    return (matrix(evidence) @ _WEIGHTS).tolist()
+
+
+def score(e: Evidence) -> float:
+    """One candidate's learned score (``scores`` of many costs one matrix product)."""
+    return scores([e])[0]
 
 
 if len(FEATURES) != len(WEIGHTS):  # a refit pasted with the wrong length must not load
     raise ImportError(f"fusion: {len(WEIGHTS)} weights for {len(FEATURES)} features")
 
-__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Evidence", "features", "score"]
+__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Evidence", "features", "score", "scores"]

@@ -309,14 +309,12 @@ def pending_imports(text: str, imports: dict[str, PyImport]) -> list[str]:
     """The names ``text`` imports (``from m import f``) and mentions nowhere else.
 
     Code imports a name to use it: where the file does not use it yet, the line being written
-    is the likeliest place (a name in a docstring or ``__all__`` counts as used).
+    is the likeliest place. The test is one substring count per name (the import itself is
+    the one occurrence), so a name in a docstring, in ``__all__`` or inside a longer
+    identifier counts as used: when in doubt, not pending.
     """
-    names = [alias for alias, imp in imports.items() if imp.attr is not None]
-    if not names:
-        return []
-    rest = _PY_IMPORT_RE.sub("", _PY_FROM_RE.sub("", text))
-    used = set(_IDENT_RE.findall(rest))
-    return [name for name in names if name not in used]
+    return [alias for alias, imp in imports.items()
+            if imp.attr is not None and text.count(alias) == 1]
 
 
 # `x = ...`, `x: T = ...`, `x += ...`; a space before `=` tells it from a keyword argument
@@ -1549,14 +1547,14 @@ def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
                 seen[slot] = rank
             if key not in best or WEIGHTS[c.source] > WEIGHTS[best[key].source]:
                 best[key] = c
-    here = PurePosixPath(cur_rel).parent if cur_rel else None
+    here = cur_rel.rpartition("/")[0] if cur_rel else None
     out = []
     for key, r in ranks.items():
         c = best[key]
         out.append((fusion.Evidence(
             ranks=(r[0], r[1], r[2]), kind="" if c.kind == "outline" else c.kind,
             outline=c.kind == "outline", same_file=c.same_file,
-            same_directory=here is not None and PurePosixPath(c.path).parent == here,
+            same_directory=c.path.rpartition("/")[0] == here,
             verbatim=c.verbatim, lines=c.end_line - c.start_line + 1, line_start=line_start,
         ), c))
     return out
@@ -1566,8 +1564,8 @@ def learned_fuse(uses: list[Candidate], nearest: list[Candidate],
                  lexical: list[list[Candidate]], *, cur_rel: str | None,
                  line_start: bool) -> list[tuple[float, Candidate]]:
     """The candidates of the lists ordered by the learned fusion (fusion.py), overlaps merged."""
-    scored = [(fusion.score(e), c) for e, c in fusion_evidence(
-        uses, nearest, lexical, cur_rel=cur_rel, line_start=line_start)]
+    rows = fusion_evidence(uses, nearest, lexical, cur_rel=cur_rel, line_start=line_start)
+    scored = list(zip(fusion.scores([e for e, _ in rows]), [c for _, c in rows], strict=True))
     scored.sort(key=lambda item: -item[0])
     return _without_overlaps(scored)
 

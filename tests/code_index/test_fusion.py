@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 from pilotfish.code_index import fusion
 from pilotfish.code_index.retrieve import open_call, pending_imports, python_imports
 
@@ -17,6 +20,22 @@ def _evidence(**changes: object) -> fusion.Evidence:
 
 def test_one_weight_per_feature() -> None:
     assert len(fusion.features(_evidence())) == len(fusion.FEATURES) == len(fusion.WEIGHTS)
+
+
+def test_features_by_hand() -> None:
+    row = dict(zip(fusion.FEATURES, fusion.features(_evidence(
+        ranks=(0, None, 3), kind="method", same_directory=True, lines=9, line_start=True,
+    )), strict=True))
+    assert [row[f"inverse_rank_{n}"] for n in fusion.LISTS] == [1.0, 0.0, 0.25]
+    assert [row[f"in_{n}"] for n in fusion.LISTS] == [1.0, 0.0, 1.0]
+    assert row["log_rank_uses"] == 0.0
+    assert row["log_rank_nearest"] == fusion.ABSENT_LOG_RANK
+    assert row["log_rank_lexical"] == pytest.approx(math.log(4) / 3)
+    assert row["lists"] == pytest.approx(2 / 3)
+    assert [k for k in fusion.KINDS if row[f"kind_{k}"]] == ["method"]
+    assert (row["same_directory"], row["same_file"], row["outline"]) == (1.0, 0.0, 0.0)
+    assert row["log_lines"] == pytest.approx(math.log(10) / 5)
+    assert row["line_start_x_inverse_rank_lexical"] == 0.25
 
 
 def test_better_ranks_score_higher() -> None:
@@ -52,3 +71,9 @@ def test_pending_imports_are_the_names_not_used_yet() -> None:
     assert pending_imports(text, python_imports(text)) == ["Polygon"]
     documented = text + '"""Polygon is for later."""\n'  # prose that names it counts as a use
     assert pending_imports(documented, python_imports(documented)) == []
+
+
+def test_scores_in_one_product_equal_one_by_one() -> None:
+    many = [_evidence(ranks=(r, None if r % 2 else r + 1, 3), line_start=r % 3 == 0,
+                      kind=k) for r, k in zip(range(9), [*fusion.KINDS, "", "", ""], strict=True)]
+    assert fusion.scores(many) == pytest.approx([fusion.score(e) for e in many])
