@@ -30,7 +30,8 @@ the repository-level format), ``pilotfish-defs`` (only definitions: symbol and d
 most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best snippets,
 whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets),
 ``pilotfish-similar`` (led by similar code, as the context-everywhere models are served, whatever
-the model). Each row records every snippet's reason (similar-code windows give their Jaccard
+the model), ``pilotfish-similar-only`` (only the similar-code windows that beat the file's own;
+none: the file alone). Each row records every snippet's reason (similar-code windows give their Jaccard
 score there) and ``jaccard_top``, the baseline's best window score for the line.
 
 Scored on the completion's first line against the held-out line: exact match, edit similarity
@@ -297,6 +298,10 @@ def conditions_for(
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),
         "pilotfish-defs-comments": (definitions_only(pilotfish), "comments", True),
         "pilotfish-similar": (similar, "repo", True),
+        "pilotfish-similar-only": (
+            lambda ctx, budget: [s for s in similar(ctx, budget) if s.source == "similar"],
+            "repo", True,
+        ),
         "pilotfish-top2": (lambda ctx, budget: list(pilotfish(ctx, budget))[:2], "repo", True),
         "jaccard+pilotfish": (
             lambda ctx, budget: [*jaccard(ctx, budget)[:1], *pilotfish(ctx, budget)], "repo", True
