@@ -21,7 +21,9 @@ same settings (greedy decoding, default prompt budgets); only the ``retrieve`` c
   the 20 lines before the cursor, handed over as snippets (the prompt stage keeps what fits);
 * ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings),
   shown as the server shows it: for the 0.5B not where nothing is typed on the line; for models
-  whose registry entry uses context everywhere, at line start too, led by similar code.
+  whose registry entry uses context everywhere, at line start too, led by similar code; for
+  models whose entry leaves definitions out (the 0.5B), only the similar-code windows that beat
+  the file's own.
 
 More conditions for presentation experiments (``--conditions``, comma-separated), all with
 the snippets shown at the start of a line too: ``pilotfish-always`` (as retrieved),
@@ -31,8 +33,9 @@ most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best 
 whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets),
 ``pilotfish-similar`` (led by similar code, as the context-everywhere models are served, whatever
 the model), ``pilotfish-similar-only`` (only the similar-code windows that beat the file's own;
-none: the file alone). Each row records every snippet's reason (similar-code windows give their Jaccard
-score there) and ``jaccard_top``, the baseline's best window score for the line.
+none: the file alone; the 0.5B's served ``pilotfish`` mid-line). Each row records every
+snippet's reason (similar-code windows give their Jaccard score there) and ``jaccard_top``, the
+baseline's best window score for the line.
 
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
@@ -63,7 +66,7 @@ from pilotfish.lsp_server.engine.engine import CompletionEngine, RetrieveFn
 from pilotfish.lsp_server.engine.generate import Generator
 from pilotfish.lsp_server.engine.templates import ContextStyle
 from pilotfish.lsp_server.indexing import IndexService
-from pilotfish.lsp_server.models.registry import context_everywhere
+from pilotfish.lsp_server.models.registry import context_everywhere, definitions_in_prompt
 from pilotfish.lsp_server.settings import CompletionSettings, IndexSettings, Settings
 from pilotfish.training.evaluate import score
 from pilotfish.training.history import file_changes, first_parent_commits
@@ -72,7 +75,7 @@ IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONDITIONS = ("in-file", "jaccard", "pilotfish")
 EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
-    "pilotfish-similar",
+    "pilotfish-similar", "pilotfish-similar-only",
     "pilotfish-top2", "jaccard+pilotfish",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
@@ -270,21 +273,25 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 
 def conditions_for(
-    names: Sequence[str], service: IndexService, jaccard: Jaccard, everywhere: bool = False
+    names: Sequence[str], service: IndexService, jaccard: Jaccard, everywhere: bool = False,
+    definitions: bool = True,
 ) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]]:
     """Each named condition's retriever, snippet style and line-start rule.
 
     The rule is whether snippets are shown where nothing is typed on the line yet (``None``:
     as the server does for the base model). ``everywhere``: the model's registry entry says it
     uses context everywhere, so the served ``pilotfish`` shows it at line start too, led by
-    similar code (as ``Runtime`` serves it).
+    similar code (as ``Runtime`` serves it); ``definitions`` False: served with the similar
+    code windows only (the registry's ``definitions_in_prompt``).
     """
 
     def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget)
 
     def served(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
-        return service.retrieve(ctx, budget_tokens=budget, similar_code=everywhere)
+        return service.retrieve(ctx, budget_tokens=budget,
+                                similar_code=everywhere or not definitions,
+                                only_similar=not definitions)
 
     def similar(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget, similar_code=True)
@@ -349,6 +356,7 @@ def run(
             settings = replace(settings, name=model)
         generator: Generator = load_generator(settings)
         everywhere = context_everywhere(settings.name)
+        definitions = definitions_in_prompt(settings.name)
         completion = CompletionSettings()
         jaccards: dict[str, Jaccard] = {}
         rows: list[dict[str, object]] = []
@@ -369,7 +377,8 @@ def run(
                 CursorContext(prefix="\n".join(doc.split("\n")[: case.line + 1]), suffix="",
                               language="python", path=str(root / case.path)), 0)
             row["jaccard_top"] = round(baseline[0].score, 4) if baseline else 0.0
-            chosen = conditions_for(conditions, service, jaccards[case.parent], everywhere)
+            chosen = conditions_for(conditions, service, jaccards[case.parent], everywhere,
+                                    definitions)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
                                           context_at_line_start=line_start)

@@ -494,14 +494,16 @@ class Index:
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
                  count_tokens: Callable[[str], int] | None = None,
-                 max_snippets: int = 8, similar_code: bool = False) -> list[Snippet]:
+                 max_snippets: int = 8, similar_code: bool = False,
+                 only_similar: bool = False) -> list[Snippet]:
         """Ranked, fused, deduplicated snippets for a cursor that fit ``budget_tokens``.
 
-        ``similar_code``: lead with the window of other code most like the cursor's lines.
+        ``similar_code``: lead with the window of other code most like the cursor's lines;
+        ``only_similar``: those windows alone (see ``Retriever.retrieve``).
         """
         return self.retriever.retrieve(ctx, budget_tokens=budget_tokens,
                                        count_tokens=count_tokens, max_snippets=max_snippets,
-                                       similar_code=similar_code)
+                                       similar_code=similar_code, only_similar=only_similar)
 
     def definitions(self, name: str, *, path: str | None = None, k: int = 5) -> list[Snippet]:
         """Where a name is defined (repository and dependency APIs), with signature and doc."""

@@ -58,6 +58,7 @@ _IMPORT_RE = re.compile(
 
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPING_NAME_RE = re.compile(r"(?<![\w])[A-Za-z_]\w+$")  # a name of 2+ characters at the cursor
 _TYPED_RE = re.compile(r"(?:([A-Za-z_]\w*)\s*\.\s*)?([A-Za-z_]\w*)?$")
 _RAISE_RE = re.compile(r"(?:^|[\s;:])(?:raise|except)\s+(?:\(\s*)?([A-Za-z_]\w*)?$")
 _EXCEPTION_NAME = re.compile(r"(Error|Exception|Warning|Exit|Interrupt)$")
@@ -286,6 +287,12 @@ def python_imports(text: str) -> dict[str, PyImport]:
             alias = bits[2] if len(bits) == 3 and bits[1] == "as" else bits[0]
             out[alias] = PyImport(0, bits[0])
     return out
+
+
+def typing_name(prefix: str) -> bool:
+    """Whether the cursor ends a name of two or more characters (not a keyword)."""
+    m = _TYPING_NAME_RE.search(prefix[-200:])
+    return m is not None and m.group(0) not in KEYWORDS
 
 
 def open_call(line_head: str) -> str | None:
@@ -553,19 +560,35 @@ class Retriever:
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
                  count_tokens: Callable[[str], int] | None = None,
-                 max_snippets: int = MAX_SNIPPETS, similar_code: bool = False) -> list[Snippet]:
+                 max_snippets: int = MAX_SNIPPETS, similar_code: bool = False,
+                 only_similar: bool = False) -> list[Snippet]:
         """Ranked, fused, deduplicated snippets for the cursor, within ``budget_tokens``.
 
         ``similar_code``: the windows of other code most like the cursor's lines lead
         (similar.py), those that look more like them than the cursor's own file does; where
         nothing is typed on the line yet, nothing is returned without such a window (the
         file alone completes better there). Off, the ranking is definitions and chunks only.
+        ``only_similar``: those windows alone, no definitions (what the 0.5B completes best
+        with: BENCHMARKS.md, "Completion quality"); none when the file looks more alike. Not
+        while a name is being typed (two characters or more at the cursor): what starts with
+        them is precise enough to show.
         """
         started = time.perf_counter()
         if budget_tokens <= 0:
             return []
         db = self.store.reader()
         cur_rel = self._rel(ctx.path)
+        if only_similar and not typing_name(ctx.prefix):
+            try:
+                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
+            except sqlite3.Error as exc:
+                log.warning("retrieval failed: %s", exc)
+                return []
+            spent = (time.perf_counter() - started) * 1000
+            self.last_timings = Timings(lexical=spent, total=spent)
+            return fit_budget([(1.0 / (1 + i), c) for i, c in enumerate(similar[:LEAD_WINDOWS])],
+                              budget_tokens, count_tokens or estimate_tokens,
+                              max_snippets=max_snippets)
         lines_before = ctx.prefix.split("\n")[-14:]
         near = list(ctx.identifiers) or identifiers_in("\n".join(lines_before))
         first_suffix_line = ctx.suffix.split("\n", 1)[0]

@@ -164,7 +164,7 @@ class IndexService:
 
     def retrieve(self, ctx: CursorContext, *, budget_tokens: int,
                  count_tokens: Callable[[str], int] | None = None,
-                 similar_code: bool = False) -> list[Snippet]:
+                 similar_code: bool = False, only_similar: bool = False) -> list[Snippet]:
         """Context for a completion; empty while the index is not ready (in-file only)."""
         index = self._index
         if index is None or not self._ready.is_set():
@@ -172,7 +172,7 @@ class IndexService:
         started = time.perf_counter()
         try:
             snippets = index.retrieve(ctx, budget_tokens=budget_tokens, count_tokens=count_tokens,
-                                      similar_code=similar_code)
+                                      similar_code=similar_code, only_similar=only_similar)
         except Exception:  # retrieval must never break a completion
             log.exception("retrieval failed")
             return []

@@ -29,6 +29,11 @@ class Bundle:
     """Whether retrieved context helps this model even where nothing is typed on the line yet,
     led by the most similar window of other code (measured: BENCHMARKS.md, "Completion
     quality"; the 0.5B does better from its file alone there)."""
+    definitions_in_prompt: bool = True
+    """Whether definitions and API outlines help this model once something is typed on the
+    line. False: it is shown only the windows of other code more like the cursor's lines than
+    its own file (none when the file looks more alike); measured for the 0.5B: BENCHMARKS.md,
+    "Completion quality", 2026-12-07. An adapter gets what it was trained on (definitions)."""
 
 
 def _parts(prefix: str, version: str, count: int, member: str) -> tuple[BundlePart, ...]:
@@ -56,6 +61,7 @@ BUNDLES: dict[str, Bundle] = {
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (default on CPU)",
             context_everywhere=False,
+            definitions_in_prompt=False,
         ),
         Bundle(
             name="qwen2.5-coder-1.5b",
@@ -75,6 +81,12 @@ BUNDLES: dict[str, Bundle] = {
 }
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+
+
+def definitions_in_prompt(model: str) -> bool:
+    """The bundle's ``definitions_in_prompt`` (other models: yes)."""
+    bundle = BUNDLES.get(model)
+    return bundle.definitions_in_prompt if bundle else True
 
 
 def context_everywhere(model: str) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
+from pilotfish.code_index.retrieve import typing_name
 from pilotfish.code_index.similar import (
     FileWindows,
     identifier_set,
@@ -162,3 +163,36 @@ def test_window_cache_rereads_a_changed_file(tmp_path: Path) -> None:
     again = cache.best(path, query)
     assert again is not None and "gamma" not in again.text
     assert cache.best(tmp_path / "missing.py", query) is None
+
+
+def test_only_similar_shows_windows_and_no_definitions(index: Index) -> None:
+    """The 0.5B's served context mid-line: the windows that beat the file, nothing else."""
+    prefix = ("from engine import CompletionEngine\n\n\ndef test_runs_twice(gen, settings):\n"
+              "    engine = ")
+
+    def ctx(text: str, suffix: str = "\n") -> CursorContext:
+        return CursorContext(
+            prefix=text, suffix=suffix, language="python", line=text.count("\n"),
+            path=str(index.root / "tests" / "test_two.py"), repo_root=str(index.root),
+        )
+
+    shown = index.retrieve(ctx(prefix), budget_tokens=600, only_similar=True)
+    assert shown and all(s.source == "similar" for s in shown), shown
+    assert shown[0].path == "tests/test_one.py"
+    everything = index.retrieve(ctx(prefix), budget_tokens=600, similar_code=True)
+    assert any(s.path == "engine.py" for s in everything)  # what only_similar leaves out
+    # The file itself looks more alike: nothing at all.
+    own = "\n\n" + USAGE.replace("test_runs_once", "test_here")
+    assert index.retrieve(ctx(prefix, own), budget_tokens=600, only_similar=True) == []
+    # A name being typed: what starts with it is precise, definitions come back.
+    typed = index.retrieve(ctx(prefix + "Compl", own), budget_tokens=600, only_similar=True)
+    assert any(s.path == "engine.py" for s in typed), typed
+
+
+def test_typing_name() -> None:
+    assert typing_name("x = geometry.polygon_")
+    assert typing_name("    self.ab")
+    assert not typing_name("x = geometry.")
+    assert not typing_name("x = ")
+    assert not typing_name("    return")  # a keyword is not a name being typed
+    assert not typing_name("foo(a")  # one character says little

@@ -124,3 +124,12 @@ def test_context_policy_per_model() -> None:
     assert context_everywhere("qwen2.5-coder-0.5b") is False
     assert context_everywhere("qwen2.5-coder-1.5b") is True
     assert context_everywhere("/models/some-other.gguf") is True
+
+
+def test_definitions_policy_per_model() -> None:
+    """The 0.5B completes better mid-line with similar code only (BENCHMARKS.md); others not."""
+    from pilotfish.lsp_server.models.registry import definitions_in_prompt
+
+    assert definitions_in_prompt("qwen2.5-coder-0.5b") is False
+    assert definitions_in_prompt("qwen2.5-coder-1.5b") is True
+    assert definitions_in_prompt("/models/some-other.gguf") is True
