@@ -58,7 +58,6 @@ _IMPORT_RE = re.compile(
 
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TYPING_NAME_RE = re.compile(r"(?<![\w])[A-Za-z_]\w+$")  # a name of 2+ characters at the cursor
 _TYPED_RE = re.compile(r"(?:([A-Za-z_]\w*)\s*\.\s*)?([A-Za-z_]\w*)?$")
 _RAISE_RE = re.compile(r"(?:^|[\s;:])(?:raise|except)\s+(?:\(\s*)?([A-Za-z_]\w*)?$")
 _EXCEPTION_NAME = re.compile(r"(Error|Exception|Warning|Exit|Interrupt)$")
@@ -287,12 +286,6 @@ def python_imports(text: str) -> dict[str, PyImport]:
             alias = bits[2] if len(bits) == 3 and bits[1] == "as" else bits[0]
             out[alias] = PyImport(0, bits[0])
     return out
-
-
-def typing_name(prefix: str) -> bool:
-    """Whether the cursor ends a name of two or more characters (not a keyword)."""
-    m = _TYPING_NAME_RE.search(prefix[-200:])
-    return m is not None and m.group(0) not in KEYWORDS
 
 
 def open_call(line_head: str) -> str | None:
@@ -569,16 +562,14 @@ class Retriever:
         nothing is typed on the line yet, nothing is returned without such a window (the
         file alone completes better there). Off, the ranking is definitions and chunks only.
         ``only_similar``: those windows alone, no definitions (what the 0.5B completes best
-        with: BENCHMARKS.md, "Completion quality"); none when the file looks more alike. Not
-        while a name is being typed (two characters or more at the cursor): what starts with
-        them is precise enough to show.
+        with: BENCHMARKS.md, "Completion quality"); none when the file looks more alike.
         """
         started = time.perf_counter()
         if budget_tokens <= 0:
             return []
         db = self.store.reader()
         cur_rel = self._rel(ctx.path)
-        if only_similar and not typing_name(ctx.prefix):
+        if only_similar:
             try:
                 similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
             except sqlite3.Error as exc:
