@@ -3,8 +3,10 @@
 A tiny workspace: ``geometry.py`` defines ``polygon_area_from_vertices``; ``report.py`` imports
 the module (not the name, so in-file context never spells it out) and stops half-way through
 ``polygon_``. With the index, the engine's retrieval must hand the model geometry.py's
-definition as a snippet, and the model must finish the long name, which appears nowhere in
-report.py. The same request with the index disabled (in-file context only) is recorded too.
+definition in a snippet (for the default 0.5B, served similar code only, the window of
+geometry.py that looks more like report.py's lines than report.py itself does), and the model
+must finish the long name, which appears nowhere in report.py. The same request with the
+index disabled (in-file context only) is recorded too.
 Greedy decoding (the default) keeps it deterministic.
 """
 
