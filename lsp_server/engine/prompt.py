@@ -116,7 +116,9 @@ def _context_note(ctx: CursorContext, budget: PromptBudget, offered: int, used: 
             "from the file alone (BENCHMARKS.md, Completion quality)"
         )
     if not offered:
-        return "none: retrieval found nothing worth showing here (the index may still be building)"
+        return ("none: retrieval found nothing worth showing here (for a model served similar "
+                "code only: no other code looks more like these lines than this file; or the "
+                "index is still building)")
     if not used:
         return f"none: {offered} retrieved, none usable here (another language, or over budget)"
     return f"{used} of {offered} retrieved snippets shown"
