@@ -66,7 +66,7 @@ from pilotfish.lsp_server.engine.engine import CompletionEngine, RetrieveFn
 from pilotfish.lsp_server.engine.generate import Generator
 from pilotfish.lsp_server.engine.templates import ContextStyle
 from pilotfish.lsp_server.indexing import IndexService
-from pilotfish.lsp_server.models.registry import context_everywhere, definitions_in_prompt
+from pilotfish.lsp_server.models.registry import context_everywhere, served_retrieval
 from pilotfish.lsp_server.settings import CompletionSettings, IndexSettings, Settings
 from pilotfish.training.evaluate import score
 from pilotfish.training.history import file_changes, first_parent_commits
@@ -273,25 +273,25 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 
 def conditions_for(
-    names: Sequence[str], service: IndexService, jaccard: Jaccard, everywhere: bool = False,
-    definitions: bool = True,
+    names: Sequence[str], service: IndexService, jaccard: Jaccard, model: str,
 ) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]]:
     """Each named condition's retriever, snippet style and line-start rule.
 
     The rule is whether snippets are shown where nothing is typed on the line yet (``None``:
-    as the server does for the base model). ``everywhere``: the model's registry entry says it
-    uses context everywhere, so the served ``pilotfish`` shows it at line start too, led by
-    similar code (as ``Runtime`` serves it); ``definitions`` False: served with the similar
-    code windows only (the registry's ``definitions_in_prompt``).
+    as the server does for the base model). The served ``pilotfish`` retrieves as ``Runtime``
+    serves ``model`` (the registry's ``served_retrieval``: similar code only for the 0.5B; led
+    by it, and at line start too, for models that use context everywhere).
     """
 
     def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget)
 
+    policy = served_retrieval(model)
+    everywhere = context_everywhere(model)
+
     def served(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
-        return service.retrieve(ctx, budget_tokens=budget,
-                                similar_code=everywhere or not definitions,
-                                only_similar=not definitions)
+        return service.retrieve(ctx, budget_tokens=budget, similar_code=policy.similar_code,
+                                only_similar=policy.only_similar)
 
     def similar(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget, similar_code=True)
@@ -355,8 +355,6 @@ def run(
         if model:
             settings = replace(settings, name=model)
         generator: Generator = load_generator(settings)
-        everywhere = context_everywhere(settings.name)
-        definitions = definitions_in_prompt(settings.name)
         completion = CompletionSettings()
         jaccards: dict[str, Jaccard] = {}
         rows: list[dict[str, object]] = []
@@ -377,8 +375,7 @@ def run(
                 CursorContext(prefix="\n".join(doc.split("\n")[: case.line + 1]), suffix="",
                               language="python", path=str(root / case.path)), 0)
             row["jaccard_top"] = round(baseline[0].score, 4) if baseline else 0.0
-            chosen = conditions_for(conditions, service, jaccards[case.parent], everywhere,
-                                    definitions)
+            chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
                                           context_at_line_start=line_start)

@@ -72,8 +72,7 @@ class Evidence:
     """What fusion knows about one candidate."""
 
     ranks: tuple[int | None, int | None, int | None]  # 0-based, per LISTS; None: not in it
-    kind: str  # the definition's kind ("class", "method", ...); "" for chunks
-    outline: bool  # a class's or module's members listed as signatures
+    kind: str  # the definition's kind ("class", ...); "outline" for API lists; "" for chunks
     same_file: bool
     same_directory: bool
     verbatim: bool  # the snippet shows the whole range, not a summary of it
@@ -88,8 +87,8 @@ def matrix(evidence: Sequence[Evidence]) -> np.ndarray:
     present = ranks >= 0
     placed = np.maximum(ranks, 0)
     inverse = np.where(present, 1.0 / (1.0 + placed), 0.0)
-    facts = np.array([[e.outline, e.same_file, e.same_directory, e.verbatim, e.line_start]
-                      for e in evidence], dtype=float).reshape(len(evidence), 5)
+    facts = np.array([[e.kind == "outline", e.same_file, e.same_directory, e.verbatim,
+                       e.line_start] for e in evidence], dtype=float).reshape(len(evidence), 5)
     kinds = np.array([[e.kind == kind for kind in KINDS] for e in evidence],
                      dtype=float).reshape(len(evidence), len(KINDS))
     lines = np.log1p(np.maximum(1, [e.lines for e in evidence])) / 5
@@ -115,12 +114,7 @@ def scores(evidence: Sequence[Evidence]) -> list[float]:
     return (matrix(evidence) @ _WEIGHTS).tolist()
 
 
-def score(e: Evidence) -> float:
-    """One candidate's learned score (``scores`` of many costs one matrix product)."""
-    return scores([e])[0]
-
-
 if len(FEATURES) != len(WEIGHTS):  # a refit pasted with the wrong length must not load
     raise ImportError(f"fusion: {len(WEIGHTS)} weights for {len(FEATURES)} features")
 
-__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Evidence", "features", "score", "scores"]
+__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Evidence", "features", "matrix", "scores"]

@@ -189,6 +189,7 @@ BOUND_WINDOW = 400  # lines before the cursor searched for local bindings (half 
 MEMBER_WEIGHT = 0.5  # `x.name` with an unknown `x`: any same-named member may be meant
 RESOLVED_WEIGHT = 3.0  # a use that imports or a class resolve to one definition is certain
 PENDING_WEIGHT = 1.0  # shared by the names a file imports but does not use yet
+OPEN_CALL_CHARS = 400  # how far back on the cursor's line an open call is looked for
 MAX_CLASS_DEPTH = 3
 MAX_CLASS_LOOKUPS = 10  # `self.x` / `Class.x` resolutions per request (a few queries each)
 MAX_TYPE_LOOKUPS = 8  # variables' types resolved per request (`x = make()`: one query each)
@@ -289,7 +290,11 @@ def python_imports(text: str) -> dict[str, PyImport]:
 
 
 def open_call(line_head: str) -> str | None:
-    """The function whose call is open at the end of ``line_head`` (``x = f(a, `` -> ``f``)."""
+    """The function whose call is open at the end of ``line_head`` (``x = f(a, `` -> ``f``).
+
+    Only the last ``OPEN_CALL_CHARS`` are read: a minified line must not cost a keystroke.
+    """
+    line_head = line_head[-OPEN_CALL_CHARS:]
     depth = 0
     for i in range(len(line_head) - 1, -1, -1):
         ch = line_head[i]
@@ -1566,8 +1571,7 @@ def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
     for key, r in ranks.items():
         c = best[key]
         out.append((fusion.Evidence(
-            ranks=(r[0], r[1], r[2]), kind="" if c.kind == "outline" else c.kind,
-            outline=c.kind == "outline", same_file=c.same_file,
+            ranks=(r[0], r[1], r[2]), kind=c.kind, same_file=c.same_file,
             same_directory=c.path.rpartition("/")[0] == here,
             verbatim=c.verbatim, lines=c.end_line - c.start_line + 1, line_start=line_start,
         ), c))

@@ -17,7 +17,7 @@ from .engine.device import pick_device
 from .engine.engine import CompletionEngine
 from .hover import Explainer, HoverResult
 from .indexing import IndexService
-from .models.registry import context_everywhere, definitions_in_prompt
+from .models.registry import context_everywhere, served_retrieval
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,6 @@ class Runtime:
         # Models that use context everywhere get it at line start too, led by similar code;
         # the others (the 0.5B) only once something is typed, or with an adapter.
         self.context_everywhere = context_everywhere(settings.model.name)
-        # Models that do better without definitions (the 0.5B) get similar code only.
-        self.definitions_in_prompt = definitions_in_prompt(settings.model.name)
         self._engine_error: str | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
@@ -94,12 +92,11 @@ class Runtime:
     def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
         assert self.index is not None
         engine = self._engine
-        # An adapter was trained on prompts with definitions (training/retrieval.py).
-        only_similar = not self.definitions_in_prompt and (
-            engine is None or engine.generator.adapter is None)
+        adapter = engine is not None and engine.generator.adapter is not None
+        served = served_retrieval(self.settings.model.name, adapter=adapter)
         return self.index.retrieve(ctx, budget_tokens=budget_tokens,
-                                   similar_code=self.context_everywhere or only_similar,
-                                   only_similar=only_similar)
+                                   similar_code=served.similar_code,
+                                   only_similar=served.only_similar)
 
     def status(self) -> dict[str, object]:
         """Model, device, data directory and what is loaded, as JSON-able data."""

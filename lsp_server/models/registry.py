@@ -89,6 +89,20 @@ def definitions_in_prompt(model: str) -> bool:
     return bundle.definitions_in_prompt if bundle else True
 
 
+@dataclass(frozen=True)
+class ServedRetrieval:
+    """The retrieval options a model is served with (``Index.retrieve``'s flags)."""
+
+    similar_code: bool  # similar code leads (models that use context everywhere)
+    only_similar: bool  # similar code alone (models that definitions cost)
+
+
+def served_retrieval(model: str, *, adapter: bool = False) -> ServedRetrieval:
+    """How ``model`` is served: definitions come back with an adapter (trained on them)."""
+    return ServedRetrieval(similar_code=context_everywhere(model),
+                           only_similar=not definitions_in_prompt(model) and not adapter)
+
+
 def context_everywhere(model: str) -> bool:
     """The bundle's ``context_everywhere`` (other models: yes, as larger models use context)."""
     bundle = BUNDLES.get(model)

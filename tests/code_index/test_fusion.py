@@ -11,11 +11,15 @@ from pilotfish.code_index.retrieve import open_call, pending_imports, python_imp
 
 def _evidence(**changes: object) -> fusion.Evidence:
     base: dict[str, object] = dict(
-        ranks=(0, 0, None), kind="function", outline=False, same_file=False,
+        ranks=(0, 0, None), kind="function", same_file=False,
         same_directory=False, verbatim=True, lines=5, line_start=False,
     )
     base.update(changes)
     return fusion.Evidence(**base)  # type: ignore[arg-type]
+
+
+def _score(e: fusion.Evidence) -> float:
+    return fusion.scores([e])[0]
 
 
 def test_one_weight_per_feature() -> None:
@@ -36,18 +40,20 @@ def test_features_by_hand() -> None:
     assert (row["same_directory"], row["same_file"], row["outline"]) == (1.0, 0.0, 0.0)
     assert row["log_lines"] == pytest.approx(math.log(10) / 5)
     assert row["line_start_x_inverse_rank_lexical"] == 0.25
+    assert dict(zip(fusion.FEATURES, fusion.features(_evidence(kind="outline")),
+                    strict=True))["outline"] == 1.0
 
 
 def test_better_ranks_score_higher() -> None:
-    top = fusion.score(_evidence(ranks=(0, 0, None)))
-    assert top > fusion.score(_evidence(ranks=(5, 3, None)))
-    assert (fusion.score(_evidence(ranks=(5, 3, None)))
-            > fusion.score(_evidence(ranks=(30, None, None))))
+    top = _score(_evidence(ranks=(0, 0, None)))
+    assert top > _score(_evidence(ranks=(5, 3, None)))
+    assert (_score(_evidence(ranks=(5, 3, None)))
+            > _score(_evidence(ranks=(30, None, None))))
 
 
 def test_the_cursors_own_file_and_local_variables_rank_lower() -> None:
-    assert fusion.score(_evidence(same_file=True)) < fusion.score(_evidence())
-    assert fusion.score(_evidence(kind="variable")) < fusion.score(_evidence(kind="function"))
+    assert _score(_evidence(same_file=True)) < _score(_evidence())
+    assert _score(_evidence(kind="variable")) < _score(_evidence(kind="function"))
 
 
 def test_open_call() -> None:
@@ -57,6 +63,7 @@ def test_open_call() -> None:
     assert open_call("print(x)") is None
     assert open_call("if (a") is None  # a keyword is not a callee
     assert open_call("items = [f(x), ") is None  # inside a list, not a call
+    assert open_call("x = f(" + "a, " * 10_000) is None  # only a bounded tail is read
 
 
 def test_pending_imports_are_the_names_not_used_yet() -> None:
@@ -76,4 +83,5 @@ def test_pending_imports_are_the_names_not_used_yet() -> None:
 def test_scores_in_one_product_equal_one_by_one() -> None:
     many = [_evidence(ranks=(r, None if r % 2 else r + 1, 3), line_start=r % 3 == 0,
                       kind=k) for r, k in zip(range(9), [*fusion.KINDS, "", "", ""], strict=True)]
-    assert fusion.scores(many) == pytest.approx([fusion.score(e) for e in many])
+    assert fusion.scores(many) == pytest.approx([_score(e) for e in many])
+    assert fusion.scores([]) == []

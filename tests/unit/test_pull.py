@@ -133,3 +133,12 @@ def test_definitions_policy_per_model() -> None:
     assert definitions_in_prompt("qwen2.5-coder-0.5b") is False
     assert definitions_in_prompt("qwen2.5-coder-1.5b") is True
     assert definitions_in_prompt("/models/some-other.gguf") is True
+
+
+def test_served_retrieval_per_model_and_adapter() -> None:
+    """The 0.5B: similar code only, definitions again with an adapter (trained on them)."""
+    from pilotfish.lsp_server.models.registry import ServedRetrieval, served_retrieval
+
+    assert served_retrieval("qwen2.5-coder-0.5b") == ServedRetrieval(False, True)
+    assert served_retrieval("qwen2.5-coder-0.5b", adapter=True) == ServedRetrieval(False, False)
+    assert served_retrieval("qwen2.5-coder-1.5b") == ServedRetrieval(True, False)
