@@ -8,11 +8,11 @@ repositories that recall benchmark does not report on: by default stdlib package
 unittest, logging, http, tkinter, lib2to3, distutils where this Python still ships them) and
 the libraries installed beside pilotfish (rich, jinja2, requests, starlette, pygls, peft).
 A candidate is the target when it covers the definition's first line and shows its name (the
-recall benchmark's ``pilotfish_shown``). For each case the retriever's candidate lists are
-taken as served; the model is linear over fusion.py's features, fitted with a listwise loss
-(softmax over a case's candidates, the definition the line uses as the target). It prints
-recall@1/5/10 of the shipped and of the fitted weights on these cases, and the fitted
-``WEIGHTS`` to paste into fusion.py.
+recall benchmark's ``pilotfish_shown``). For each case the retriever's candidates and their
+evidence are taken as served (``Retriever.last_evidence``); the model is linear over
+fusion.py's features, fitted with a listwise loss (softmax over a case's candidates, the
+definition the line uses as the target). It prints recall@1/5/10 of the shipped and of the
+fitted weights on these cases, and the fitted ``WEIGHTS`` to paste into fusion.py.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import numpy as np
 from pilotfish.code_index import fusion
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
-from pilotfish.code_index.retrieve import fusion_evidence
 from retrieval_recall import collect_cases, cursor_at, default_repos
 
 KS = (1, 5, 10)
@@ -63,14 +62,12 @@ def collect(root: Path, lines: int, seed: int) -> list[Group]:
         groups: list[Group] = []
         for position in ("line-start", "before-name"):
             for case in collect_cases(index, root, lines, seed, "ast"):
-                _, head, ctx = cursor_at(root, case, position)
+                _, _, ctx = cursor_at(root, case, position)
                 index.retrieve(ctx, budget_tokens=10**6, max_snippets=max(KS))
-                uses, nearest, lexical = index.retriever.last_lists
-                rows = fusion_evidence(uses, nearest, lexical, cur_rel=case.path,
-                                       line_start=not head.strip())
+                rows, cursor = index.retriever.last_evidence
                 if not rows:
                     continue
-                x = fusion.matrix([e for e, _ in rows])
+                x = fusion.matrix([e for e, _ in rows], cursor)
                 # The target must be shown, not only covered: a class's range covers its
                 # methods' lines, and a label without the name would learn "longer is better".
                 shows = re.compile(rf"\b{re.escape(case.name)}\b")

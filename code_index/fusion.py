@@ -3,9 +3,11 @@
 The retriever builds three ranked lists for a cursor: definitions ranked by the evidence of
 their uses in the file, definitions of the names nearest the cursor, and lexical (BM25)
 chunks. Reciprocal-rank fusion weighs a rank the same whatever the list and whatever the
-candidate is; here a linear model over each candidate's ranks and a few plain facts about it
-(what kind of definition, how long, whether it lies in the cursor's file or directory) gives
-the score, and candidates are ordered by it.
+candidate is; here a linear model over each candidate's ranks, a few plain facts about it
+(what kind of definition, how long, whether it lies in the cursor's file or directory, how
+often its name is used around the cursor and defined in the repository) and how its name
+matches the cursor (the words typed on the line, the enclosing function's name, the lines
+around) gives the score, and candidates are ordered by it.
 
 The weights were fitted with a listwise (softmax) loss on held-out lines of repositories that
 are not the ones the recall benchmark reports on: ``python benchmarks/fusion_weights.py``
@@ -14,6 +16,7 @@ refits them and prints this module's ``WEIGHTS``; BENCHMARKS.md records the run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +24,8 @@ import numpy as np
 
 KINDS = ("class", "function", "method", "variable", "field", "constant")
 LISTS = ("uses", "nearest", "lexical")
+MEMBER_KINDS = ("method", "field")
+TOP_LEVEL_KINDS = ("class", "function")
 
 FEATURES: tuple[str, ...] = (
     *(f"inverse_rank_{name}" for name in LISTS),
@@ -34,37 +39,119 @@ FEATURES: tuple[str, ...] = (
     "verbatim",
     "log_lines",
     *(f"line_start_x_inverse_rank_{name}" for name in LISTS),
+    "log_uses",  # the proximity-weighted uses of the name around the cursor
+    "log_bare_uses",  # ... of which unqualified (`f(...)`, not `x.f`)
+    "log_definitions",  # how many definitions of the name the repository has
+    "pending_import",  # imported by the file and not used yet
+    "used_just_before",  # the name is in one of the 5 lines before the cursor's
+    "chunk",  # a lexical chunk, not a named definition
+    "member_after_dot",  # a method or field where the line ends with `x.`
+    "top_level_after_dot",  # a class or function there
+    "top_level_after_operator",  # a class or function after `=`, `(`, `,`, `return`, ...
+    "typed_words",  # share of the name's words typed on the cursor's line
+    "scope_words",  # ... in the names of the enclosing function and class
+    "near_words",  # ... in the 3 lines before and the 2 after
+    *(f"line_start_x_{name}" for name in ("log_uses", "log_bare_uses", "log_definitions",
+                                          "pending_import")),
 )
 
 # Fitted by benchmarks/fusion_weights.py (listwise softmax, L2 1e-3); one per FEATURES entry.
 WEIGHTS: tuple[float, ...] = (
-    -0.204,  # inverse_rank_uses
-    -0.501,  # inverse_rank_nearest
-    0.023,  # inverse_rank_lexical
-    -0.445,  # in_uses
-    -0.308,  # in_nearest
-    0.439,  # in_lexical
-    -1.816,  # log_rank_uses
-    -2.087,  # log_rank_nearest
-    -0.307,  # log_rank_lexical
-    -0.105,  # lists
-    1.267,  # kind_class
-    0.920,  # kind_function
-    0.972,  # kind_method
-    -1.614,  # kind_variable
-    -1.845,  # kind_field
-    0.767,  # kind_constant
-    1.017,  # outline
-    -2.128,  # same_file
-    -0.459,  # same_directory
-    -0.019,  # verbatim
-    0.644,  # log_lines
-    0.010,  # line_start_x_inverse_rank_uses
-    -0.152,  # line_start_x_inverse_rank_nearest
-    -0.061,  # line_start_x_inverse_rank_lexical
+    -0.217,  # inverse_rank_uses
+    -0.087,  # inverse_rank_nearest
+    0.015,  # inverse_rank_lexical
+    -0.011,  # in_uses
+    0.137,  # in_nearest
+    0.138,  # in_lexical
+    -0.770,  # log_rank_uses
+    -1.356,  # log_rank_nearest
+    -0.201,  # log_rank_lexical
+    0.088,  # lists
+    1.524,  # kind_class
+    1.071,  # kind_function
+    0.624,  # kind_method
+    -1.583,  # kind_variable
+    -2.156,  # kind_field
+    0.766,  # kind_constant
+    1.766,  # outline
+    -2.406,  # same_file
+    -0.370,  # same_directory
+    0.120,  # verbatim
+    0.851,  # log_lines
+    -0.174,  # line_start_x_inverse_rank_uses
+    -0.525,  # line_start_x_inverse_rank_nearest
+    0.038,  # line_start_x_inverse_rank_lexical
+    0.903,  # log_uses
+    -0.545,  # log_bare_uses
+    -3.634,  # log_definitions
+    3.251,  # pending_import
+    -0.488,  # used_just_before
+    -0.245,  # chunk
+    0.296,  # member_after_dot
+    -1.000,  # top_level_after_dot
+    1.379,  # top_level_after_operator
+    1.775,  # typed_words
+    0.782,  # scope_words
+    0.887,  # near_words
+    0.296,  # line_start_x_log_uses
+    0.250,  # line_start_x_log_bare_uses
+    -1.440,  # line_start_x_log_definitions
+    0.953,  # line_start_x_pending_import
 )
 
 ABSENT_LOG_RANK = 1.5  # the log-rank feature of a list that does not hold the candidate
+RECENT_LINES = 5
+NEAR_BEFORE, NEAR_AFTER = 3, 2
+_IDENT = re.compile(r"[A-Za-z_]\w*")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+_OPERATOR_END = re.compile(
+    r"(?:[=(,\[:]|\b(?:return|raise|in|not|and|or|yield|await|if|elif|while))[ \t]*$")
+
+
+def words(name: str) -> frozenset[str]:
+    """The lower-cased words of an identifier, one-letter words left out.
+
+    ``remove_password`` and ``RemovePassword`` are both {remove, password}.
+    """
+    return frozenset(w.lower() for part in name.split("_") for w in _WORD.findall(part)
+                     if len(w) > 1)
+
+
+def _words_of(text: str) -> frozenset[str]:
+    return frozenset().union(*(words(n) for n in set(_IDENT.findall(text))))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """What fusion knows about the cursor: the same for every candidate."""
+
+    line_start: bool  # nothing typed on the cursor's line yet
+    after_dot: bool  # the line ends with `x.`: a member comes next
+    after_operator: bool  # it ends with `=`, `(`, `,`, `return`...: a value comes next
+    typed: frozenset[str]  # words of the identifiers typed on the line
+    scope: frozenset[str]  # words of the enclosing function's and class's names
+    near: frozenset[str]  # words of the identifiers of the lines around
+    recent: frozenset[str]  # identifiers of the lines just before the cursor's
+
+    @classmethod
+    def at(cls, prefix: str, suffix: str, scope_names: Sequence[str] = ()) -> Cursor:
+        """The cursor between ``prefix`` and ``suffix``, in ``scope_names`` (innermost first).
+
+        Only the last lines of ``prefix`` and the first of ``suffix`` are read.
+        """
+        tail = prefix[-4000:].split("\n")
+        head, before = tail[-1], tail[:-1]
+        after = suffix[:2000].split("\n")[1 : 1 + NEAR_AFTER]
+        stripped = head.rstrip()
+        return cls(
+            line_start=not head.strip(),
+            after_dot=stripped.endswith("."),
+            after_operator=bool(_OPERATOR_END.search(stripped)),
+            typed=_words_of(head),
+            scope=frozenset().union(*(words(n) for n in scope_names[:2])),
+            near=_words_of("\n".join([*before[-NEAR_BEFORE:], *after])),
+            recent=frozenset(_IDENT.findall("\n".join(before[-RECENT_LINES:]))),
+        )
 
 
 @dataclass(frozen=True)
@@ -77,44 +164,67 @@ class Evidence:
     same_directory: bool
     verbatim: bool  # the snippet shows the whole range, not a summary of it
     lines: int
-    line_start: bool  # nothing typed on the cursor's line yet
+    name: str = ""  # the defined name; "" for a chunk
+    uses: float = 0.0  # the name's proximity-weighted uses around the cursor
+    bare_uses: float = 0.0  # ... unqualified
+    definitions: int = 0  # definitions of the name in the repository
+    pending_import: bool = False
 
 
-def matrix(evidence: Sequence[Evidence]) -> np.ndarray:
-    """The feature rows of ``evidence`` (columns in the order of FEATURES)."""
+def _share(name_words: frozenset[str], of: frozenset[str]) -> float:
+    return len(name_words & of) / len(name_words) if name_words else 0.0
+
+
+def matrix(evidence: Sequence[Evidence], cursor: Cursor) -> np.ndarray:
+    """The feature rows of ``evidence`` at ``cursor`` (columns in the order of FEATURES)."""
+    n = len(evidence)
     ranks = np.array([[-1 if r is None else r for r in e.ranks] for e in evidence],
-                     dtype=float).reshape(len(evidence), len(LISTS))
+                     dtype=float).reshape(n, len(LISTS))
     present = ranks >= 0
     placed = np.maximum(ranks, 0)
     inverse = np.where(present, 1.0 / (1.0 + placed), 0.0)
-    facts = np.array([[e.kind == "outline", e.same_file, e.same_directory, e.verbatim,
-                       e.line_start] for e in evidence], dtype=float).reshape(len(evidence), 5)
+    facts = np.array([[e.kind == "outline", e.same_file, e.same_directory, e.verbatim]
+                      for e in evidence], dtype=float).reshape(n, 4)
     kinds = np.array([[e.kind == kind for kind in KINDS] for e in evidence],
-                     dtype=float).reshape(len(evidence), len(KINDS))
+                     dtype=float).reshape(n, len(KINDS))
     lines = np.log1p(np.maximum(1, [e.lines for e in evidence])) / 5
+    per_name = []
+    for e in evidence:
+        name_words = words(e.name)
+        member, top = e.kind in MEMBER_KINDS, e.kind in TOP_LEVEL_KINDS
+        per_name.append([
+            np.log1p(e.uses), np.log1p(e.bare_uses), np.log1p(e.definitions) / 3,
+            e.pending_import, bool(e.name) and e.name in cursor.recent, not e.name,
+            cursor.after_dot and member, cursor.after_dot and top,
+            cursor.after_operator and top, _share(name_words, cursor.typed),
+            _share(name_words, cursor.scope), _share(name_words, cursor.near),
+        ])
+    names = np.array(per_name, dtype=float).reshape(n, 12)
+    start = float(cursor.line_start)
     return np.hstack([
         inverse, present, np.where(present, np.log1p(placed) / 3, ABSENT_LOG_RANK),
-        present.mean(axis=1, keepdims=True), kinds, facts[:, :4], lines.reshape(-1, 1),
-        inverse * facts[:, 4:5],
+        present.mean(axis=1, keepdims=True), kinds, facts, lines.reshape(-1, 1),
+        inverse * start, names, names[:, :4] * start,
     ])
 
 
-def features(e: Evidence) -> list[float]:
-    """The feature vector of ``e``, in the order of FEATURES."""
-    return matrix([e])[0].tolist()
+def features(e: Evidence, cursor: Cursor) -> list[float]:
+    """The feature vector of ``e`` at ``cursor``, in the order of FEATURES."""
+    return matrix([e], cursor)[0].tolist()
 
 
 _WEIGHTS = np.array(WEIGHTS)
 
 
-def scores(evidence: Sequence[Evidence]) -> list[float]:
+def scores(evidence: Sequence[Evidence], cursor: Cursor) -> list[float]:
     """Each candidate's learned score: higher is likelier to be the definition used."""
     if not evidence:
         return []
-    return (matrix(evidence) @ _WEIGHTS).tolist()
+    return (matrix(evidence, cursor) @ _WEIGHTS).tolist()
 
 
 if len(FEATURES) != len(WEIGHTS):  # a refit pasted with the wrong length must not load
     raise ImportError(f"fusion: {len(WEIGHTS)} weights for {len(FEATURES)} features")
 
-__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Evidence", "features", "matrix", "scores"]
+__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Cursor", "Evidence", "features", "matrix", "scores",
+           "words"]

@@ -7,7 +7,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -34,6 +34,7 @@ MAX_SNIPPETS = 8
 # Jaccard baseline (windows only, as many as fit) beat one window followed by definitions (35 vs
 # 30 % exact match on 20 cross-file lines, BENCHMARKS.md "Completion quality", session 3).
 LEAD_WINDOWS = 2
+TYPED_LEAD = 3  # definitions of what is being typed that go ahead of the fused ranking
 MAX_NEIGHBOUR_BYTES = 64_000  # a neighbour read whole for similar code: up to ~1,500 lines
 SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet
 CURSOR_WINDOW_BEFORE = 80  # same-file lines likely already in the prompt's prefix
@@ -480,10 +481,10 @@ class Retriever:
         self._modules_stamp: tuple[int, int] | None = None
         self._module_files: dict[int, str] = {}
         self.last_timings = Timings()
-        # The candidate lists of the last retrieval (uses, nearest, [lexical, dense]), for the
-        # harness that fits fusion's weights (benchmarks/fusion_weights.py).
-        self.last_lists: tuple[list[Candidate], list[Candidate], list[list[Candidate]]] = (
-            [], [], [])
+        # The candidates of the last retrieval with their fusion evidence, and the cursor's,
+        # for the harness that fits fusion's weights (benchmarks/fusion_weights.py).
+        self.last_evidence: tuple[list[tuple[fusion.Evidence, Candidate]], fusion.Cursor] = (
+            [], fusion.Cursor.at("", ""))
         self._windows = WindowCache()
 
     @property
@@ -615,6 +616,7 @@ class Retriever:
                 "\n", BOUND_WINDOW // 2)[: BOUND_WINDOW // 2]
             bound = bound_names("\n".join(window)) if language == "python" else (set(), set())
             uses = name_uses(code_before, code_after, comment=None)
+            pending: list[str] = []
             if language == "python":
                 pending = pending_imports(ctx.prefix + ctx.suffix, imports)
                 for name in pending:
@@ -680,20 +682,30 @@ class Retriever:
                 self._dense_skipped += 1
                 if self._dense_skipped % 50 == 0:
                     self._dense_ms *= 0.8  # re-measure now and then: the machine may be idle
+            definitions = self._definition_counts(
+                db, {c.name for c in (*symbols, *nearest) if c.name})
             t3 = time.perf_counter()
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
             return []
-        self.last_lists = (symbols, nearest, [lexical, dense])
-        fused = lead_with(similar[:LEAD_WINDOWS], learned_fuse(
-            symbols, nearest, [lexical, dense], cur_rel=cur_rel,
-            line_start=not lines_before[-1].strip()))
+        rows = fusion_evidence(symbols, nearest, [lexical, dense], cur_rel=cur_rel,
+                               name_uses=uses, definitions=definitions, pending=pending)
+        cursor = fusion.Cursor.at(ctx.prefix, ctx.suffix, [name for _, _, name in scopes])
+        self.last_evidence = (rows, cursor)
+        fused = lead_with(similar[:LEAD_WINDOWS], learned_fuse(rows, cursor))
         callee = open_call(lines_before[-1])
         if callee:  # inside `f(...`: f's signature says what the arguments are
             fused = lead_with([c for _, c in fused if c.name == callee][:1], fused,
                               drop_overlaps=False)
-        # The API being typed (`module.` or `obj.` of a known class) leads: fusion would rank
-        # its single outline below the member definitions that every list repeats.
+        # What is being typed leads: the definitions a typed word starts (`errors.ra`, `Bou`)
+        # and the exception classes after `raise` are what the line needs; the API being
+        # typed (`module.` or `obj.` of a known class) is an outline, which fusion would rank
+        # below the member definitions that every list repeats.
+        partial = _TYPED_RE.search(lines_before[-1])
+        word = partial.group(2) if partial else None
+        lead = [c for c in typing if c.verbatim and (
+            word and c.name.startswith(word) or _RAISE_RE.search(lines_before[-1]))]
+        fused = lead_with(lead[:TYPED_LEAD], fused)
         fused = lead_with([c for c in typing if not c.verbatim], fused, drop_overlaps=False)
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
@@ -763,6 +775,17 @@ class Retriever:
             "SELECT s.name FROM symbols s JOIN files f ON f.id=s.file_id WHERE f.path=?",
             (cur_rel,),
         )}
+
+    @staticmethod
+    def _definition_counts(db: sqlite3.Connection, names: Collection[str]) -> dict[str, int]:
+        """How many definitions each of ``names`` has in the repository (not dependencies)."""
+        if not names:
+            return {}
+        rows = db.execute(
+            "SELECT s.name, COUNT(*) FROM symbols s JOIN files f ON f.id = s.file_id "
+            f"WHERE f.origin = 'repo' AND s.name IN ({','.join('?' * len(names))}) "
+            "GROUP BY s.name", list(names))
+        return {name: count for name, count in rows}
 
     def _symbol_candidates(
         self,
@@ -1548,11 +1571,15 @@ def fuse(lists: list[list[Candidate]], k: int = RRF_K) -> list[tuple[float, Cand
 
 def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
                     lexical: list[list[Candidate]], *, cur_rel: str | None,
-                    line_start: bool) -> list[tuple[fusion.Evidence, Candidate]]:
+                    name_uses: Mapping[str, NameUses] | None = None,
+                    definitions: Mapping[str, int] | None = None,
+                    pending: Collection[str] = ()) -> list[tuple[fusion.Evidence, Candidate]]:
     """Each distinct candidate of the lists with what the learned fusion knows about it.
 
     ``uses``: definitions ranked by their uses in the file; ``nearest``: definitions of the
     names nearest the cursor; ``lexical``: chunk lists (BM25, dense), whose best rank counts.
+    ``name_uses``: the uses of each name around the cursor; ``definitions``: how many
+    definitions each name has in the repository; ``pending``: names imported, not used yet.
     """
     ranks: dict[tuple[str, int, int], list[int | None]] = {}
     best: dict[tuple[str, int, int], Candidate] = {}
@@ -1567,23 +1594,27 @@ def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
             if key not in best or WEIGHTS[c.source] > WEIGHTS[best[key].source]:
                 best[key] = c
     here = cur_rel.rpartition("/")[0] if cur_rel else None
+    name_uses = name_uses or {}
+    definitions = definitions or {}
     out = []
     for key, r in ranks.items():
         c = best[key]
+        use = name_uses.get(c.name) if c.name else None
         out.append((fusion.Evidence(
             ranks=(r[0], r[1], r[2]), kind=c.kind, same_file=c.same_file,
             same_directory=c.path.rpartition("/")[0] == here,
-            verbatim=c.verbatim, lines=c.end_line - c.start_line + 1, line_start=line_start,
+            verbatim=c.verbatim, lines=c.end_line - c.start_line + 1, name=c.name,
+            uses=use.total if use else 0.0, bare_uses=use.bare if use else 0.0,
+            definitions=definitions.get(c.name, 0), pending_import=c.name in pending,
         ), c))
     return out
 
 
-def learned_fuse(uses: list[Candidate], nearest: list[Candidate],
-                 lexical: list[list[Candidate]], *, cur_rel: str | None,
-                 line_start: bool) -> list[tuple[float, Candidate]]:
-    """The candidates of the lists ordered by the learned fusion (fusion.py), overlaps merged."""
-    rows = fusion_evidence(uses, nearest, lexical, cur_rel=cur_rel, line_start=line_start)
-    scored = list(zip(fusion.scores([e for e, _ in rows]), [c for _, c in rows], strict=True))
+def learned_fuse(rows: list[tuple[fusion.Evidence, Candidate]],
+                 cursor: fusion.Cursor) -> list[tuple[float, Candidate]]:
+    """The candidates of ``rows`` ordered by the learned fusion (fusion.py), overlaps merged."""
+    scored = list(zip(fusion.scores([e for e, _ in rows], cursor), [c for _, c in rows],
+                      strict=True))
     scored.sort(key=lambda item: -item[0])
     return _without_overlaps(scored)
 

@@ -12,24 +12,31 @@ from pilotfish.code_index.retrieve import open_call, pending_imports, python_imp
 def _evidence(**changes: object) -> fusion.Evidence:
     base: dict[str, object] = dict(
         ranks=(0, 0, None), kind="function", same_file=False,
-        same_directory=False, verbatim=True, lines=5, line_start=False,
+        same_directory=False, verbatim=True, lines=5,
     )
     base.update(changes)
     return fusion.Evidence(**base)  # type: ignore[arg-type]
 
 
-def _score(e: fusion.Evidence) -> float:
-    return fusion.scores([e])[0]
+MID_LINE = fusion.Cursor.at("def f():\n    x = ", "\n")
+LINE_START = fusion.Cursor.at("def f():\n    ", "\n")
+
+
+def _score(e: fusion.Evidence, cursor: fusion.Cursor = MID_LINE) -> float:
+    return fusion.scores([e], cursor)[0]
 
 
 def test_one_weight_per_feature() -> None:
-    assert len(fusion.features(_evidence())) == len(fusion.FEATURES) == len(fusion.WEIGHTS)
+    assert (len(fusion.features(_evidence(), MID_LINE)) == len(fusion.FEATURES)
+            == len(fusion.WEIGHTS))
 
 
 def test_features_by_hand() -> None:
     row = dict(zip(fusion.FEATURES, fusion.features(_evidence(
-        ranks=(0, None, 3), kind="method", same_directory=True, lines=9, line_start=True,
-    )), strict=True))
+        ranks=(0, None, 3), kind="method", same_directory=True, lines=9, name="read_tree",
+        uses=math.e - 1, bare_uses=0.0, definitions=2, pending_import=True,
+    ), fusion.Cursor.at("class Index:\n    def write_tree(self):\n        tree = 1\n    ",
+                        "\n", ["write_tree", "Index"])), strict=True))
     assert [row[f"inverse_rank_{n}"] for n in fusion.LISTS] == [1.0, 0.0, 0.25]
     assert [row[f"in_{n}"] for n in fusion.LISTS] == [1.0, 0.0, 1.0]
     assert row["log_rank_uses"] == 0.0
@@ -40,8 +47,38 @@ def test_features_by_hand() -> None:
     assert (row["same_directory"], row["same_file"], row["outline"]) == (1.0, 0.0, 0.0)
     assert row["log_lines"] == pytest.approx(math.log(10) / 5)
     assert row["line_start_x_inverse_rank_lexical"] == 0.25
-    assert dict(zip(fusion.FEATURES, fusion.features(_evidence(kind="outline")),
+    assert (row["log_uses"], row["log_bare_uses"]) == (pytest.approx(1.0), 0.0)
+    assert row["log_definitions"] == pytest.approx(math.log(3) / 3)
+    assert row["pending_import"] == row["line_start_x_pending_import"] == 1.0
+    assert row["scope_words"] == 0.5  # "tree" of read_tree is in write_tree
+    assert row["near_words"] == 0.5  # ... and on the line before
+    assert row["typed_words"] == row["chunk"] == row["used_just_before"] == 0.0
+    assert dict(zip(fusion.FEATURES, fusion.features(_evidence(kind="outline"), MID_LINE),
                     strict=True))["outline"] == 1.0
+
+
+def test_cursor_facts() -> None:
+    dotted = fusion.Cursor.at("import os\nrepo = load()\nx = repo.", "\nnext_line(a)\n")
+    assert dotted.after_dot and not dotted.after_operator and not dotted.line_start
+    assert dotted.typed == {"repo"}
+    assert dotted.recent == {"import", "os", "repo", "load"}
+    assert {"next", "line", "os", "load"} <= dotted.near
+    assert fusion.Cursor.at("    return ", "").after_operator
+    assert fusion.Cursor.at("    f(a, ", "").after_operator
+    assert not fusion.Cursor.at("    return_code", "").after_operator
+    assert fusion.words("remove_password_if_present") == {"remove", "password", "if", "present"}
+    assert fusion.words("HTTPServerError2") == {"http", "server", "error"}
+
+
+def test_the_words_typed_on_the_line_point_at_the_definition() -> None:
+    typed = fusion.Cursor.at("    working_tree = ", "\n")
+    assert (_score(_evidence(name="working_tree_dir"), typed)
+            > _score(_evidence(name="index_path"), typed))
+
+
+def test_a_name_defined_many_times_ranks_lower() -> None:
+    assert _score(_evidence(name="run", definitions=1)) > _score(_evidence(name="run",
+                                                                         definitions=30))
 
 
 def test_better_ranks_score_higher() -> None:
@@ -81,7 +118,9 @@ def test_pending_imports_are_the_names_not_used_yet() -> None:
 
 
 def test_scores_in_one_product_equal_one_by_one() -> None:
-    many = [_evidence(ranks=(r, None if r % 2 else r + 1, 3), line_start=r % 3 == 0,
-                      kind=k) for r, k in zip(range(9), [*fusion.KINDS, "", "", ""], strict=True)]
-    assert fusion.scores(many) == pytest.approx([_score(e) for e in many])
-    assert fusion.scores([]) == []
+    many = [_evidence(ranks=(r, None if r % 2 else r + 1, 3), kind=k, name=f"name_{r}",
+                      uses=r / 2, definitions=r % 4)
+            for r, k in zip(range(9), [*fusion.KINDS, "", "", ""], strict=True)]
+    for cursor in (MID_LINE, LINE_START):
+        assert fusion.scores(many, cursor) == pytest.approx([_score(e, cursor) for e in many])
+    assert fusion.scores([], MID_LINE) == []
