@@ -16,6 +16,7 @@ refits them and prints this module's ``WEIGHTS``; BENCHMARKS.md records the run.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,6 +109,7 @@ _OPERATOR_END = re.compile(
     r"(?:[=(,\[:]|\b(?:return|raise|in|not|and|or|yield|await|if|elif|while))[ \t]*$")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def words(name: str) -> frozenset[str]:
     """The lower-cased words of an identifier, one-letter words left out.
 

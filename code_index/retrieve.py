@@ -45,6 +45,7 @@ MAX_LOOKUP_NAMES = 96
 MAX_QUERY_TERMS = 6
 DENSE_BUDGET_MS = 30.0  # retrieval's share of a completion's latency (None: always dense)
 MAX_SYMBOL_CANDIDATES = 40
+MAX_CACHED_NAMES = 50_000  # definition counts kept between requests
 MAX_DF_FRACTION = 0.01  # terms in more chunks than this are left out of lexical queries
 MIN_COMMON_DF = 50
 MEMBER_PENALTY = 8
@@ -486,6 +487,7 @@ class Retriever:
         self.last_evidence: tuple[list[tuple[fusion.Evidence, Candidate]], fusion.Cursor] = (
             [], fusion.Cursor.at("", ""))
         self._windows = WindowCache()
+        self._definitions: dict[str, int] = {}  # name -> definitions in the index
 
     @property
     def dense_query_ms(self) -> float:
@@ -504,6 +506,7 @@ class Retriever:
 
     def invalidate(self, *, rebuilt: bool = False) -> None:
         """The index changed; after a build, term frequencies are counted afresh."""
+        self._definitions = {}
         if rebuilt:
             with self._lock:
                 self._df.clear()
@@ -661,6 +664,8 @@ class Retriever:
                 keys = {(c.path, c.start_line) for c in typing}
                 symbols = typing + [c for c in symbols if (c.path, c.start_line) not in keys]
                 nearest = typing + [c for c in nearest if (c.path, c.start_line) not in keys]
+            definitions = self._definition_counts(
+                db, {c.name for c in (*symbols, *nearest) if c.name})
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
             similar = (self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
@@ -682,8 +687,6 @@ class Retriever:
                 self._dense_skipped += 1
                 if self._dense_skipped % 50 == 0:
                     self._dense_ms *= 0.8  # re-measure now and then: the machine may be idle
-            definitions = self._definition_counts(
-                db, {c.name for c in (*symbols, *nearest) if c.name})
             t3 = time.perf_counter()
         except sqlite3.Error as exc:  # a locked or broken index must not break completion
             log.warning("retrieval failed: %s", exc)
@@ -703,8 +706,9 @@ class Retriever:
         # below the member definitions that every list repeats.
         partial = _TYPED_RE.search(lines_before[-1])
         word = partial.group(2) if partial else None
-        lead = [c for c in typing if c.verbatim and (
-            word and c.name.startswith(word) or _RAISE_RE.search(lines_before[-1]))]
+        raising = bool(_RAISE_RE.search(lines_before[-1]))
+        lead = [c for c in typing
+                if c.verbatim and (raising or (word and c.name.startswith(word)))]
         fused = lead_with(lead[:TYPED_LEAD], fused)
         fused = lead_with([c for c in typing if not c.verbatim], fused, drop_overlaps=False)
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
@@ -776,16 +780,23 @@ class Retriever:
             (cur_rel,),
         )}
 
-    @staticmethod
-    def _definition_counts(db: sqlite3.Connection, names: Collection[str]) -> dict[str, int]:
-        """How many definitions each of ``names`` has in the repository (not dependencies)."""
-        if not names:
-            return {}
-        rows = db.execute(
-            "SELECT s.name, COUNT(*) FROM symbols s JOIN files f ON f.id = s.file_id "
-            f"WHERE f.origin = 'repo' AND s.name IN ({','.join('?' * len(names))}) "
-            "GROUP BY s.name", list(names))
-        return {name: count for name, count in rows}
+    def _definition_counts(self, db: sqlite3.Connection, names: Collection[str]) -> dict[str, int]:
+        """How many definitions each of ``names`` has (0: none), cached until the index changes.
+
+        A common name (``forward``, ``get``) counts thousands of index entries in a large
+        repository, and the same names come back at every keystroke.
+        """
+        cache = self._definitions
+        missing = [n for n in names if n not in cache]
+        for i in range(0, len(missing), 500):
+            part = missing[i : i + 500]
+            found = dict(db.execute(
+                f"SELECT name, count(*) FROM symbols WHERE name IN ({','.join('?' * len(part))})"
+                " GROUP BY name", part))
+            if len(cache) > MAX_CACHED_NAMES:
+                cache.clear()
+            cache.update((n, found.get(n, 0)) for n in part)
+        return {n: cache.get(n, 0) for n in names}
 
     def _symbol_candidates(
         self,
@@ -1044,10 +1055,7 @@ class Retriever:
         names = sorted((n for n in generic if n not in local or n in imports),
                        key=lambda n: -sum(generic[n]))[:MAX_LOOKUP_NAMES]
         if names:
-            counts = dict(db.execute(
-                f"SELECT name, count(*) FROM symbols WHERE name IN ({','.join('?' * len(names))})"
-                " GROUP BY name", names,
-            ).fetchall())
+            counts = self._definition_counts(db, names)
             wanted = [n for n in names if 0 < counts.get(n, 0) <= AMBIGUOUS_DEFINITIONS]
             by_name: dict[str, list[tuple]] = {}
             if wanted:
@@ -1093,9 +1101,8 @@ class Retriever:
             "used in this file",
         )
 
-    @staticmethod
-    def _duck_typed(db: sqlite3.Connection, uses: dict[str, NameUses], imported: Collection[str],
-                    ) -> dict[str, tuple[str, dict[str, float]]]:
+    def _duck_typed(self, db: sqlite3.Connection, uses: dict[str, NameUses],
+                    imported: Collection[str]) -> dict[str, tuple[str, dict[str, float]]]:
         """``variable -> (class, its members used here with their weights)``, by duck typing.
 
         ``msg.get_content_type()`` and ``msg.set_param(...)`` in one file: the one repository
@@ -1118,10 +1125,8 @@ class Retriever:
             return {}
         # Members defined everywhere (`get`, `close`) tell classes apart least and cost most
         # rows in a large repository: counted first (index only), then left out.
-        names = [name for name, count in db.execute(
-            f"SELECT name, count(*) FROM symbols WHERE name IN ({','.join('?' * len(names))})"
-            " GROUP BY name", names,
-        ) if count <= DUCK_MAX_DEFINITIONS]
+        names = [name for name, count in self._definition_counts(db, names).items()
+                 if 0 < count <= DUCK_MAX_DEFINITIONS]
         if not names:
             return {}
         defined_by: dict[str, set[str]] = {}  # class -> the variable's members it defines
