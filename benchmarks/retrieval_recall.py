@@ -8,9 +8,12 @@ repository (import lines excluded). The line is held out: the cursor sits at its
 the lines above as prefix and the lines below as suffix. A method is a hit at k when one of its
 first k results is in the defining file and covers the definition's first line;
 ``pilotfish_shown`` also requires the name in the snippet's text (a class outline clipped
-before the method, or a summary that leaves it out, does not count there). With ``--dense``
-the fusion includes dense candidates, and ``dense_only`` ranks the retriever's dense query's
-nearest chunks alone (the embedding backend is the default's, or PILOTFISH_EMBED_BACKEND).
+before the method, or a summary that leaves it out, does not count there);
+``pilotfish_served`` is ``pilotfish_shown`` over what a completion gets: the engine's
+384-token retrieval budget and its snippet count (its recall@10 is recall within the budget).
+With ``--dense`` the fusion includes dense candidates, and ``dense_only`` ranks the
+retriever's dense query's nearest chunks alone (the embedding backend is the default's, or
+PILOTFISH_EMBED_BACKEND).
 
 Baseline (Copilot / RepoCoder): 20-line windows (stride 10) of every other file, ranked by
 Jaccard similarity of their identifier sets with the last 20 lines before the cursor.
@@ -36,6 +39,7 @@ from pilotfish.code_index.types import CursorContext
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KS = (1, 5, 10)
+SERVED_TOKENS = 384  # the engine's retrieval budget (settings.retrieval_tokens)
 
 
 @dataclass(frozen=True)
@@ -248,7 +252,7 @@ def evaluate(
         ]
         jaccard = Jaccard(root, files)
         ranks: dict[str, list[int | None]] = {"pilotfish": [], "pilotfish_shown": [],
-                                              "jaccard": []}
+                                              "pilotfish_served": [], "jaccard": []}
         if dense:
             ranks["dense_only"] = []
         latencies: list[float] = []
@@ -263,6 +267,11 @@ def evaluate(
             rank = hit_rank(spans, case)
             ranks["pilotfish"].append(rank)
             ranks["pilotfish_shown"].append(hit_rank(spans, case, [s.text for s in snippets]))
+            # What a completion gets: the engine's token budget and snippet count.
+            served = index.retrieve(ctx, budget_tokens=SERVED_TOKENS)
+            ranks["pilotfish_served"].append(hit_rank(
+                [(s.path, s.start_line, s.end_line) for s in served], case,
+                [s.text for s in served]))
             if (rank is None or rank > 5) and shown < show_misses:
                 shown += 1
                 print(f"MISS {case.path}:{case.line} `{case.name}` -> {case.target_path}:"
@@ -331,7 +340,7 @@ def main() -> None:
         results.append(result)
     total = sum(int(r["cases"]) for r in results)  # type: ignore[arg-type]
     overall: dict[str, dict[str, float]] = {}
-    for method in ("pilotfish", "pilotfish_shown", "jaccard", "dense_only"):
+    for method in ("pilotfish", "pilotfish_shown", "pilotfish_served", "jaccard", "dense_only"):
         if not all(method in r for r in results):
             continue
         overall[method] = {

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 from pilotfish.code_index import fusion
+from pilotfish.code_index.config import IndexConfig
+from pilotfish.code_index.indexer import Index
 from pilotfish.code_index.retrieve import open_call, pending_imports, python_imports
 
 
@@ -124,3 +127,24 @@ def test_scores_in_one_product_equal_one_by_one() -> None:
     for cursor in (MID_LINE, LINE_START):
         assert fusion.scores(many, cursor) == pytest.approx([_score(e, cursor) for e in many])
     assert fusion.scores([], MID_LINE) == []
+
+
+def test_definition_counts_follow_the_index(tmp_path: Path) -> None:
+    """The counts fusion reads are cached per name, and an edit to the index drops the cache."""
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "a.py").write_text("def helper():\n    return 1\n")
+    (root / "pkg" / "b.py").write_text("X = 1\n")
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        index.build()
+        db = index.store.reader()
+        counts = index.retriever._definition_counts  # the cache under test
+        assert counts(db, ["helper", "missing"]) == {"helper": 1, "missing": 0}
+        (root / "pkg" / "b.py").write_text("def helper():\n    return 2\n")
+        index.update_file(root / "pkg" / "b.py")
+        assert counts(index.store.reader(), ["helper"]) == {"helper": 2}
+        index.delete_file("pkg/a.py")
+        assert counts(index.store.reader(), ["helper"]) == {"helper": 1}
+    finally:
+        index.close()
