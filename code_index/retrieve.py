@@ -34,6 +34,7 @@ MAX_SNIPPETS = 8
 # Jaccard baseline (windows only, as many as fit) beat one window followed by definitions (35 vs
 # 30 % exact match on 20 cross-file lines, BENCHMARKS.md "Completion quality", session 3).
 LEAD_WINDOWS = 2
+WINDOWS_PER_FILE = 2  # one file's best windows that do not overlap (its helpers and their uses)
 TYPED_LEAD = 3  # definitions of what is being typed that go ahead of the fused ranking
 MAX_NEIGHBOUR_BYTES = 64_000  # a neighbour read whole for similar code: up to ~1,500 lines
 SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet
@@ -1461,7 +1462,8 @@ class Retriever:
 
     def _similar_candidates(self, db: sqlite3.Connection, prefix: str, suffix: str,
                             cur_rel: str | None, *, limit: int = 3, pool: int = 40,
-                            files: int = 6, siblings: int = 16) -> list[Candidate]:
+                            files: int = 6, siblings: int = 16,
+                            per_file: int = WINDOWS_PER_FILE) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
 
         Candidate files: the cursor's folder when small (a test beside the tests it resembles)
@@ -1498,15 +1500,15 @@ class Retriever:
         # Whole files: the best window of a file is often away from the chunk that matched
         # (with windows only around the matches, 1 of 20 cross-file lines fewer exact).
         for path in dict.fromkeys([*near, *lexical]):
-            window = self._windows.best(self.root / path, query)
-            if window is None or window.score <= floor:
-                continue
-            found.append((window.score, Candidate(
-                path=path, abs_path=self._abs(path, "repo"), start_line=window.start,
-                end_line=window.end, text=window.text, source="similar",
-                reason=(f"code like the lines before the cursor (jaccard {window.score:.2f}; "
-                        f"the file's own best {floor:.2f})"),
-            )))
+            for window in self._windows.top(self.root / path, query, per_file):
+                if window.score <= floor:
+                    break
+                found.append((window.score, Candidate(
+                    path=path, abs_path=self._abs(path, "repo"), start_line=window.start,
+                    end_line=window.end, text=window.text, source="similar",
+                    reason=(f"code like the lines before the cursor (jaccard "
+                            f"{window.score:.2f}; the file's own best {floor:.2f})"),
+                )))
         found.sort(key=lambda item: -item[0])
         return [c for _, c in found[:limit]]
 

@@ -119,15 +119,27 @@ class FileWindows:
 
     def best(self, query: frozenset[str]) -> Window | None:
         """The best window, 1-based lines (``None``: none shares an identifier with ``query``)."""
-        best: Window | None = None
-        for at, ids in self._window_sets().items():
-            score = jaccard(query, ids)
-            if score > 0 and (best is None or score > best.score):
-                body = self.lines[at : at + self.size]
-                while body and not body[-1].strip():
-                    body = body[:-1]
-                best = Window(at + 1, at + len(body), "\n".join(body), score)
-        return best
+        found = self.top(query, 1)
+        return found[0] if found else None
+
+    def top(self, query: frozenset[str], k: int = 1) -> list[Window]:
+        """The ``k`` best windows that do not overlap, best first, 1-based lines.
+
+        None where no window shares an identifier with ``query``.
+        """
+        scored = sorted(((jaccard(query, ids), at) for at, ids in self._window_sets().items()),
+                        key=lambda item: (-item[0], item[1]))
+        out: list[Window] = []
+        for score, at in scored:
+            if score <= 0 or len(out) >= k:
+                break
+            body = self.lines[at : at + self.size]
+            while body and not body[-1].strip():
+                body = body[:-1]
+            window = Window(at + 1, at + len(body), "\n".join(body), score)
+            if all(window.end < w.start or w.end < window.start for w in out):
+                out.append(window)
+        return out
 
 
 class WindowCache:
@@ -143,10 +155,18 @@ class WindowCache:
 
     def best(self, path: Path, query: frozenset[str]) -> Window | None:
         """The best window of the file at ``path`` (``None``: unreadable or nothing shared)."""
+        found = self.top(path, query, 1)
+        return found[0] if found else None
+
+    def top(self, path: Path, query: frozenset[str], k: int = 1) -> list[Window]:
+        """The ``k`` best windows of the file at ``path`` that do not overlap.
+
+        None where it is unreadable or shares nothing with ``query``.
+        """
         try:
             stat = path.stat()
         except OSError:
-            return None
+            return []
         key = (stat.st_size, stat.st_mtime_ns)
         with self._lock:
             hit = self._files.get(path)
@@ -159,10 +179,10 @@ class WindowCache:
             try:  # an indexed file (indexing vetted its size and encoding)
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError:
-                return None
+                return []
             windows = FileWindows(text.split("\n"))
             with self._lock:
                 self._files[path] = (key, windows)
                 while len(self._files) > self._max:
                     self._files.popitem(last=False)
-        return windows.best(query)
+        return windows.top(query, k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,20 @@ def test_best_window_finds_the_matching_lines_and_their_numbers() -> None:
     assert window.start <= 26 and window.end >= 27  # 1-based lines
     assert "CompletionEngine(gen, settings)" in window.text
     assert FileWindows(lines[:3]).best(identifier_set("nothing_shared")) is None
+
+
+def test_top_windows_are_the_best_that_do_not_overlap() -> None:
+    lines = [f"filler_{i} = {i}" for i in range(60)]
+    lines[5:7] = ["port = DEFAULT_PORTS.get(url.scheme)", "host = url.host"]
+    lines[45:47] = ["port = DEFAULT_PORTS.get(url.scheme)", "scheme = url.scheme"]
+    query = identifier_set("port = DEFAULT_PORTS.get(url.scheme)\nscheme = url.scheme")
+    windows = FileWindows(lines, size=10, stride=5).top(query, 3)
+    assert [w.score for w in windows] == sorted((w.score for w in windows), reverse=True)
+    assert any(w.start <= 46 <= w.end for w in windows[:1])  # the closer match first
+    assert any(w.start <= 6 <= w.end for w in windows)  # the other one too, not a neighbour
+    for a, b in itertools.combinations(windows, 2):
+        assert a.end < b.start or b.end < a.start
+    assert FileWindows(lines, size=10, stride=5).top(identifier_set("nothing_shared"), 3) == []
 
 
 def test_short_text_is_one_window() -> None:
