@@ -417,8 +417,15 @@ def name_uses(prefix: str, suffix: str, *, comment: str | None = "#",
     uses: dict[str, NameUses] = {}
 
     def add(line: str, weight: float) -> None:
-        for m in _CHAIN_RE.finditer(line):
-            parts = [p.strip() for p in m.group(0).split(".")]
+        for chain in _CHAIN_RE.findall(line):
+            if "." not in chain:  # most chains are one name: the short way
+                if len(chain) > 1 and chain not in KEYWORDS:
+                    use = uses.get(chain)
+                    if use is None:
+                        use = uses[chain] = NameUses()
+                    use.bare += weight
+                continue
+            parts = [p.strip() for p in chain.split(".")]
             for k, name in enumerate(parts):
                 if len(name) < 2 or name in KEYWORDS:
                     continue
