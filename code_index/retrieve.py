@@ -332,7 +332,7 @@ _ASSIGN_RE = re.compile(
     r"(?:[-+*/%&|^@]|//|\*\*|>>|<<)?=(?!=)", re.MULTILINE,
 )
 _BINDER_RE = re.compile(
-    r"\bfor[ \t]+([\w \t,()]+?)[ \t]+in\b|\bas[ \t]+([A-Za-z_]\w*)|([A-Za-z_]\w*)[ \t]*:="
+    r"\bfor[ \t]+([\w \t,()]+?)[ \t]+in\b|\bas[ \t]+([A-Za-z_]\w*)|\b([A-Za-z_]\w*)[ \t]*:="
     r"|\bdef[ \t]+\w+[ \t]*\(([^)]*)\)|\blambda\b([^:]*):"
 )
 
