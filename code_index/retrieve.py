@@ -826,12 +826,8 @@ class Retriever:
         """
         if not names:
             return []
-        placeholders = ",".join("?" * len(names))
-        # Count first (index only): a name defined in many places is fetched just once.
-        counts = dict(db.execute(
-            f"SELECT name, count(*) FROM symbols WHERE name IN ({placeholders}) GROUP BY name",
-            names,
-        ).fetchall())
+        # Count first (index only, cached): a name defined in many places is not fetched.
+        counts = self._definition_counts(db, names)
         defined = [n for n in names if 0 < counts.get(n, 0) <= AMBIGUOUS_DEFINITIONS]
         defined = defined[:MAX_LOOKUP_NAMES]
         if not defined:
