@@ -9,8 +9,9 @@ the lines above as prefix and the lines below as suffix. A method is a hit at k 
 first k results is in the defining file and covers the definition's first line;
 ``pilotfish_shown`` also requires the name in the snippet's text (a class outline clipped
 before the method, or a summary that leaves it out, does not count there);
-``pilotfish_served`` is ``pilotfish_shown`` over what a completion gets: the engine's
-384-token retrieval budget and its snippet count (its recall@10 is recall within the budget).
+``pilotfish_served`` is ``pilotfish_shown`` over what a completion served definitions gets
+(a model with an adapter, or larger than the 0.5B): the engine's retrieval budget (384 tokens)
+and its snippet count; its recall@10 is recall within the budget.
 With ``--dense`` the fusion includes dense candidates, and ``dense_only`` ranks the
 retriever's dense query's nearest chunks alone (the embedding backend is the default's, or
 PILOTFISH_EMBED_BACKEND).
@@ -36,10 +37,11 @@ from pathlib import Path
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
 from pilotfish.code_index.types import CursorContext
+from pilotfish.lsp_server.settings import CompletionSettings
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KS = (1, 5, 10)
-SERVED_TOKENS = 384  # the engine's retrieval budget (settings.retrieval_tokens)
+SERVED_TOKENS = CompletionSettings().retrieval_tokens  # the engine's retrieval budget
 
 
 @dataclass(frozen=True)

@@ -712,12 +712,10 @@ class Retriever:
         # and the exception classes after `raise` are what the line needs; the API being
         # typed (`module.` or `obj.` of a known class) is an outline, which fusion would rank
         # below the member definitions that every list repeats.
-        partial = _TYPED_RE.search(lines_before[-1])
-        word = partial.group(2) if partial else None
-        raising = bool(_RAISE_RE.search(lines_before[-1]))
-        lead = [c for c in typing
-                if c.verbatim and (raising or (word and c.name.startswith(word)))]
-        fused = lead_with(lead[:TYPED_LEAD], fused)
+        # (`_typed_candidates` looks definitions up by the typed word: all start with it.)
+        typed_word = _TYPED_RE.search(lines_before[-1])
+        if (typed_word and typed_word.group(2)) or _RAISE_RE.search(lines_before[-1]):
+            fused = lead_with([c for c in typing if c.verbatim][:TYPED_LEAD], fused)
         fused = lead_with([c for c in typing if not c.verbatim], fused, drop_overlaps=False)
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
@@ -1581,9 +1579,8 @@ def fuse(lists: list[list[Candidate]], k: int = RRF_K) -> list[tuple[float, Cand
 
 def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
                     lexical: list[list[Candidate]], *, cur_rel: str | None,
-                    name_uses: Mapping[str, NameUses] | None = None,
-                    definitions: Mapping[str, int] | None = None,
-                    pending: Collection[str] = ()) -> list[tuple[fusion.Evidence, Candidate]]:
+                    name_uses: Mapping[str, NameUses], definitions: Mapping[str, int],
+                    pending: Collection[str]) -> list[tuple[fusion.Evidence, Candidate]]:
     """Each distinct candidate of the lists with what the learned fusion knows about it.
 
     ``uses``: definitions ranked by their uses in the file; ``nearest``: definitions of the
@@ -1604,8 +1601,6 @@ def fusion_evidence(uses: list[Candidate], nearest: list[Candidate],
             if key not in best or WEIGHTS[c.source] > WEIGHTS[best[key].source]:
                 best[key] = c
     here = cur_rel.rpartition("/")[0] if cur_rel else None
-    name_uses = name_uses or {}
-    definitions = definitions or {}
     out = []
     for key, r in ranks.items():
         c = best[key]

@@ -125,7 +125,7 @@ class FileWindows:
     def top(self, query: frozenset[str], k: int = 1) -> list[Window]:
         """The ``k`` best windows that do not overlap, best first, 1-based lines.
 
-        None where no window shares an identifier with ``query``.
+        Empty where no window shares an identifier with ``query``.
         """
         scored = sorted(((jaccard(query, ids), at) for at, ids in self._window_sets().items()),
                         key=lambda item: (-item[0], item[1]))
@@ -161,7 +161,7 @@ class WindowCache:
     def top(self, path: Path, query: frozenset[str], k: int = 1) -> list[Window]:
         """The ``k`` best windows of the file at ``path`` that do not overlap.
 
-        None where it is unreadable or shares nothing with ``query``.
+        Empty where it is unreadable or shares nothing with ``query``.
         """
         try:
             stat = path.stat()
