@@ -8,7 +8,9 @@ folder (about 110k chunks). Cursors are random lines of random Python files of t
 each query is one ``Index.retrieve`` call with a 384-token budget, as the engine makes it.
 Dense search uses the real MiniLM for the query embedding and an HNSW index over one random
 unit vector per chunk (embedding 100k chunks on 2 CPU cores would take over an hour; the
-search cost does not depend on the vectors' values).
+search cost does not depend on the vectors' values). ``--similar`` adds the two ways similar
+code is served (registry.py's ``served_retrieval``): leading the definitions (the 1.5B and
+larger) and alone (the default 0.5B without an adapter, ``only_similar``).
 """
 
 from __future__ import annotations
@@ -91,15 +93,16 @@ def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]
     return out
 
 
-def measure(index: Index, ctxs: list[CursorContext], similar: bool = False) -> dict[str, float]:
+def measure(index: Index, ctxs: list[CursorContext], similar: bool = False,
+            only_similar: bool = False) -> dict[str, float]:
     total: list[float] = []
     parts: dict[str, list[float]] = {"symbol": [], "lexical": [], "dense": []}
-    for ctx in ctxs[:10]:
-        index.retrieve(ctx, budget_tokens=384, similar_code=similar)  # warm caches
+    for ctx in ctxs[:10]:  # warm caches
+        index.retrieve(ctx, budget_tokens=384, similar_code=similar, only_similar=only_similar)
     cpu: list[float] = []
     for ctx in ctxs:
         c0, t0 = time.thread_time(), time.perf_counter()
-        index.retrieve(ctx, budget_tokens=384, similar_code=similar)
+        index.retrieve(ctx, budget_tokens=384, similar_code=similar, only_similar=only_similar)
         total.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.thread_time() - c0) * 1000)
         timings = index.retriever.last_timings
@@ -131,7 +134,8 @@ def main() -> None:
     parser.add_argument("--symbol-lexical-only", action="store_true",
                         help="skip the dense measurements (for A/B runs of the ranking)")
     parser.add_argument("--similar", action="store_true",
-                        help="also measure symbol + lexical led by similar code (similar.py)")
+                        help="also measure symbol + lexical led by similar code (similar.py), "
+                        "and similar code alone (what the default 0.5B is served)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     build_corpus(args.corpus)
@@ -156,6 +160,8 @@ def main() -> None:
     if args.similar:
         result["with_similar_code"] = measure(index, ctxs, similar=True)
         print(json.dumps(result["with_similar_code"]), flush=True)
+        result["similar_code_only"] = measure(index, ctxs, only_similar=True)
+        print(json.dumps(result["similar_code_only"]), flush=True)
     if args.symbol_lexical_only:
         index.close()
         if args.json:

@@ -3,23 +3,30 @@
 The retriever builds three ranked lists for a cursor: definitions ranked by the evidence of
 their uses in the file, definitions of the names nearest the cursor, and lexical (BM25)
 chunks. Reciprocal-rank fusion weighs a rank the same whatever the list and whatever the
-candidate is; here a linear model over each candidate's ranks, a few plain facts about it
+candidate is; here a learned model over each candidate's ranks, a few plain facts about it
 (what kind of definition, how long, whether it lies in the cursor's file or directory, how
 often its name is used around the cursor and defined in the repository) and how its name
 matches the cursor (the words typed on the line, the enclosing function's name, the lines
-around) gives the score, and candidates are ordered by it.
+around) gives the score, and candidates are ordered by it. The model is a linear term plus one
+small hidden layer (``Model``): ``x . linear + tanh(x . hidden + bias) . out``; the hidden
+units learn interactions between features that a linear term cannot (the ``line_start_x_*``
+features are such interactions written by hand; the hidden layer finds others).
 
 The weights were fitted with a listwise (softmax) loss on held-out lines of repositories that
-are not the ones the recall benchmark reports on: ``python benchmarks/fusion_weights.py``
-refits them and prints this module's ``WEIGHTS``; BENCHMARKS.md records the run.
+are not the ones the recall benchmark reports on, and ship as ``fusion_model.json`` beside this
+module (one entry per feature, by name): ``python benchmarks/fusion_weights.py --write``
+refits it; BENCHMARKS.md records the run.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,50 +61,6 @@ FEATURES: tuple[str, ...] = (
     "near_words",  # ... in the 3 lines before and the 2 after
     *(f"line_start_x_{name}" for name in ("log_uses", "log_bare_uses", "log_definitions",
                                           "pending_import")),
-)
-
-# Fitted by benchmarks/fusion_weights.py (listwise softmax, L2 1e-3); one per FEATURES entry.
-WEIGHTS: tuple[float, ...] = (
-    -0.217,  # inverse_rank_uses
-    -0.087,  # inverse_rank_nearest
-    0.015,  # inverse_rank_lexical
-    -0.011,  # in_uses
-    0.137,  # in_nearest
-    0.138,  # in_lexical
-    -0.770,  # log_rank_uses
-    -1.356,  # log_rank_nearest
-    -0.201,  # log_rank_lexical
-    0.088,  # lists
-    1.524,  # kind_class
-    1.071,  # kind_function
-    0.624,  # kind_method
-    -1.583,  # kind_variable
-    -2.156,  # kind_field
-    0.766,  # kind_constant
-    1.766,  # outline
-    -2.406,  # same_file
-    -0.370,  # same_directory
-    0.120,  # verbatim
-    0.851,  # log_lines
-    -0.174,  # line_start_x_inverse_rank_uses
-    -0.525,  # line_start_x_inverse_rank_nearest
-    0.038,  # line_start_x_inverse_rank_lexical
-    0.903,  # log_uses
-    -0.545,  # log_bare_uses
-    -3.634,  # log_definitions
-    3.251,  # pending_import
-    -0.488,  # used_just_before
-    -0.245,  # chunk
-    0.296,  # member_after_dot
-    -1.000,  # top_level_after_dot
-    1.379,  # top_level_after_operator
-    1.775,  # typed_words
-    0.782,  # scope_words
-    0.887,  # near_words
-    0.296,  # line_start_x_log_uses
-    0.250,  # line_start_x_log_bare_uses
-    -1.440,  # line_start_x_log_definitions
-    0.953,  # line_start_x_pending_import
 )
 
 ABSENT_LOG_RANK = 1.5  # the log-rank feature of a list that does not hold the candidate
@@ -215,18 +178,70 @@ def features(e: Evidence, cursor: Cursor) -> list[float]:
     return matrix([e], cursor)[0].tolist()
 
 
-_WEIGHTS = np.array(WEIGHTS)
+@dataclass(frozen=True)
+class Model:
+    """score = x . linear + tanh(x . hidden + bias) . out, over the columns of FEATURES."""
+
+    linear: np.ndarray  # (features,)
+    hidden: np.ndarray  # (features, units)
+    bias: np.ndarray  # (units,)
+    out: np.ndarray  # (units,)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """The scores of the rows of ``x`` (one row of FEATURES per candidate)."""
+        return x @ self.linear + np.tanh(x @ self.hidden + self.bias) @ self.out
+
+    def to_json(self, fitted: str = "") -> dict[str, Any]:
+        """The file format: each feature's weights under its name, so a reader sees them."""
+        return {
+            "fitted": fitted,
+            "features": {name: {"linear": round(float(self.linear[i]), 4),
+                                "hidden": [round(float(v), 4) for v in self.hidden[i]]}
+                         for i, name in enumerate(FEATURES)},
+            "bias": [round(float(v), 4) for v in self.bias],
+            "out": [round(float(v), 4) for v in self.out],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Model:
+        """The model of ``to_json``'s format; its features must be exactly FEATURES."""
+        weights = data["features"]
+        if list(weights) != list(FEATURES):
+            missing = sorted(set(FEATURES) - set(weights))
+            extra = sorted(set(weights) - set(FEATURES))
+            raise ValueError(f"the model's features are not fusion.FEATURES (missing {missing}, "
+                             f"unknown {extra}, or out of order): refit it with "
+                             "`python benchmarks/fusion_weights.py --write`")
+        out = np.array(data["out"], dtype=float)
+        hidden = np.array([weights[name]["hidden"] for name in FEATURES], dtype=float)
+        if hidden.shape != (len(FEATURES), len(out)) or len(data["bias"]) != len(out):
+            raise ValueError(f"the model's hidden layer has shape {hidden.shape}, "
+                             f"{len(data['bias'])} biases and {len(out)} outputs")
+        return cls(linear=np.array([weights[name]["linear"] for name in FEATURES], dtype=float),
+                   hidden=hidden, bias=np.array(data["bias"], dtype=float), out=out)
+
+
+MODEL_PATH = Path(__file__).with_name("fusion_model.json")
+
+
+def load_model(path: Path = MODEL_PATH) -> Model:
+    """The fitted model shipped beside this module."""
+    try:
+        return Model.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        # A stale or broken model file is a packaging bug: fail at import, loudly.
+        raise ImportError(f"fusion: cannot load {path}: {exc}") from exc
+
+
+MODEL = load_model()
 
 
 def scores(evidence: Sequence[Evidence], cursor: Cursor) -> list[float]:
     """Each candidate's learned score: higher is likelier to be the definition used."""
     if not evidence:
         return []
-    return (matrix(evidence, cursor) @ _WEIGHTS).tolist()
+    return MODEL.score(matrix(evidence, cursor)).tolist()
 
 
-if len(FEATURES) != len(WEIGHTS):  # a refit pasted with the wrong length must not load
-    raise ImportError(f"fusion: {len(WEIGHTS)} weights for {len(FEATURES)} features")
-
-__all__ = ["FEATURES", "KINDS", "WEIGHTS", "Cursor", "Evidence", "features", "matrix", "scores",
-           "words"]
+__all__ = ["FEATURES", "KINDS", "MODEL", "MODEL_PATH", "Cursor", "Evidence", "Model",
+           "features", "load_model", "matrix", "scores", "words"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pilotfish.code_index import fusion
 from pilotfish.code_index.config import IndexConfig
@@ -29,9 +31,27 @@ def _score(e: fusion.Evidence, cursor: fusion.Cursor = MID_LINE) -> float:
     return fusion.scores([e], cursor)[0]
 
 
-def test_one_weight_per_feature() -> None:
+def test_the_shipped_model_has_one_row_per_feature() -> None:
+    model = fusion.MODEL
     assert (len(fusion.features(_evidence(), MID_LINE)) == len(fusion.FEATURES)
-            == len(fusion.WEIGHTS))
+            == len(model.linear) == model.hidden.shape[0])
+    assert model.hidden.shape[1] == len(model.bias) == len(model.out) > 0
+    assert np.abs(model.out).sum() > 0  # the hidden layer takes part
+
+
+def test_the_model_file_round_trips_and_refuses_other_features(tmp_path: Path) -> None:
+    data = fusion.MODEL.to_json("test")
+    again = fusion.Model.from_json(json.loads(json.dumps(data)))
+    x = fusion.matrix([_evidence(), _evidence(kind="class", ranks=(3, None, 0))], MID_LINE)
+    assert again.score(x) == pytest.approx(fusion.MODEL.score(x), abs=1e-3)
+    stale = dict(data, features={k: v for k, v in data["features"].items()
+                                 if k != "typed_words"})
+    with pytest.raises(ValueError, match="typed_words"):
+        fusion.Model.from_json(stale)
+    broken = tmp_path / "model.json"
+    broken.write_text("{", encoding="utf-8")
+    with pytest.raises(ImportError, match="cannot load"):
+        fusion.load_model(broken)
 
 
 def test_features_by_hand() -> None:
