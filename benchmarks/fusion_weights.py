@@ -1,6 +1,6 @@
 """Fit the learned fusion's weights (code_index/fusion.py) on held-out lines of real code.
 
-    python benchmarks/fusion_weights.py [--repo DIR ...] [--lines 200] [--l2 0.001]
+    python benchmarks/fusion_weights.py [--repo DIR ...] [--lines 400] [--l2 0.001]
         [--hidden 8] [--epochs 200] [--seed 0] [--write]
 
 Cases are those of ``retrieval_recall.py`` (a held-out line that uses a name defined once, in
@@ -167,7 +167,8 @@ def write_model(model: fusion.Model, fitted: str, path: Path = fusion.MODEL_PATH
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--repo", type=Path, action="append", default=None)
-    parser.add_argument("--lines", type=int, default=200, help="cases per repository")
+    parser.add_argument("--lines", type=int, default=400,
+                        help="cases per repository and cursor position")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--l2", type=float, default=1e-3)
     parser.add_argument("--hidden", type=int, default=8, help="hidden units (0: linear only)")
