@@ -588,7 +588,8 @@ class Retriever:
         cur_rel = self._rel(ctx.path)
         if only_similar:
             try:
-                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
+                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel,
+                                                   normalize_language(ctx.language))
             except sqlite3.Error as exc:
                 log.warning("retrieval failed: %s", exc)
                 return []
@@ -676,7 +677,7 @@ class Retriever:
                 db, {c.name for c in (*symbols, *nearest) if c.name})
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
-            similar = (self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel)
+            similar = (self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel, language)
                        if similar_code else [])
             t2 = time.perf_counter()
             if similar_code and not similar and not lines_before[-1].strip():
@@ -1462,7 +1463,8 @@ class Retriever:
         return out
 
     def _similar_candidates(self, db: sqlite3.Connection, prefix: str, suffix: str,
-                            cur_rel: str | None, *, limit: int = 3, pool: int = 40,
+                            cur_rel: str | None, language: str | None = None, *,
+                            limit: int = 3, pool: int = 40,
                             files: int = 6, siblings: int = 16,
                             per_file: int = WINDOWS_PER_FILE) -> list[Candidate]:
         """Windows of other files' code most like the lines before the cursor (similar.py).
@@ -1470,19 +1472,22 @@ class Retriever:
         Candidate files: the cursor's folder when small (a test beside the tests it resembles)
         and the files whose chunks share the cursor lines' rarer terms (the lexical index). Their
         whole text is cut into the fixed windows the Jaccard baseline uses (chunk boundaries
-        would make an import line the best "window"), cached per file.
+        would make an import line the best "window"), cached per file. Only files of the
+        cursor's language (the index's, else ``language``): a Python line is not completed from
+        the rows of a text file.
         """
         query = query_identifiers(prefix)
         floor = in_file_floor(prefix, suffix, query)
         near: list[str] = []
         if cur_rel is not None:
+            known = db.execute("SELECT language FROM files WHERE path=?", (cur_rel,)).fetchone()
+            language = known[0] if known else language
             folder = cur_rel.rsplit("/", 1)[0] + "/" if "/" in cur_rel else ""
-            language = db.execute("SELECT language FROM files WHERE path=?", (cur_rel,)).fetchone()
             rows = db.execute(
                 "SELECT path, size FROM files WHERE origin='repo' AND path GLOB ? "
                 "AND path NOT GLOB ? AND language IS ? AND path != ? LIMIT ?",
-                (f"{_glob_escape(folder)}*", f"{_glob_escape(folder)}*/*",
-                 language[0] if language else None, cur_rel, siblings + 1),
+                (f"{_glob_escape(folder)}*", f"{_glob_escape(folder)}*/*", language, cur_rel,
+                 siblings + 1),
             ).fetchall()
             # Neighbours in a small folder only (in a folder of hundreds, a few arbitrary
             # files are no neighbours), and not the huge ones.
@@ -1493,8 +1498,8 @@ class Retriever:
             "SELECT f.path FROM chunks_fts "
             "JOIN chunks c ON c.id=chunks_fts.rowid "
             "JOIN files f ON f.id=c.file_id WHERE chunks_fts MATCH ? AND f.origin='repo' "
-            "ORDER BY rank LIMIT ?",
-            (" OR ".join(f'"{t}"' for t in terms), pool),
+            "AND (? IS NULL OR f.language = ?) ORDER BY rank LIMIT ?",
+            (" OR ".join(f'"{t}"' for t in terms), language, language, pool),
         ).fetchall() if terms else []
         lexical = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
         found: list[tuple[float, Candidate]] = []

@@ -202,3 +202,27 @@ def test_only_similar_shows_windows_and_no_definitions(index: Index) -> None:
     typed = index.retrieve(ctx(prefix + "Compl", own), budget_tokens=600, only_similar=True)
     assert typed == []
 
+
+
+def test_similar_code_comes_from_files_of_the_cursors_language(tmp_path: Path) -> None:
+    """A Python line is completed from Python windows, not from a text file's rows."""
+    root = tmp_path / "repo"
+    for folder in ("lib", "notes", "more", "app"):
+        (root / folder).mkdir(parents=True)
+    (root / "lib" / "engine.py").write_text(DEFINITION)
+    (root / "notes" / "usage.txt").write_text(USAGE)
+    (root / "more" / "test_one.py").write_text(USAGE)
+    (root / "app" / "main.py").write_text("")
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        idx.build()
+        prefix = ("from engine import CompletionEngine\n\n\ndef test_runs_twice(gen, settings):\n"
+                  "    engine = ")
+        for path, language in ((root / "app" / "main.py", "python"),
+                               (root / "app" / "unsaved.py", "python")):  # not indexed yet
+            ctx = CursorContext(prefix=prefix, suffix="\n", language=language,
+                                line=prefix.count("\n"), path=str(path), repo_root=str(root))
+            shown = [s.path for s in idx.retrieve(ctx, budget_tokens=600, only_similar=True)]
+            assert "more/test_one.py" in shown and "notes/usage.txt" not in shown, shown
+    finally:
+        idx.close()
