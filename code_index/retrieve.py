@@ -36,7 +36,7 @@ MAX_SNIPPETS = 8
 LEAD_WINDOWS = 2
 WINDOWS_PER_FILE = 2  # one file's best windows that do not overlap (its helpers and their uses)
 TYPED_LEAD = 3  # definitions of what is being typed that go ahead of the fused ranking
-MAX_NEIGHBOUR_BYTES = 64_000  # a neighbour read whole for similar code: up to ~1,500 lines
+MAX_NEIGHBOUR_BYTES = 64_000  # read whole for similar code (~1,500 lines); larger: near matches
 SNIPPET_OVERHEAD_TOKENS = 8  # the `<|file_sep|>path` line around each snippet
 CURSOR_WINDOW_BEFORE = 80  # same-file lines likely already in the prompt's prefix
 CURSOR_WINDOW_AFTER = 30
@@ -1495,18 +1495,25 @@ class Retriever:
                 near = [path for path, size in rows if (size or 0) <= MAX_NEIGHBOUR_BYTES]
         terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
         hits = db.execute(
-            "SELECT f.path FROM chunks_fts "
+            "SELECT f.path, f.size, c.start_line, c.end_line FROM chunks_fts "
             "JOIN chunks c ON c.id=chunks_fts.rowid "
             "JOIN files f ON f.id=c.file_id WHERE chunks_fts MATCH ? AND f.origin='repo' "
             "AND (? IS NULL OR f.language = ?) ORDER BY rank LIMIT ?",
             (" OR ".join(f'"{t}"' for t in terms), language, language, pool),
         ).fetchall() if terms else []
         lexical = [p for p in dict.fromkeys(h[0] for h in hits) if p != cur_rel][:files]
-        found: list[tuple[float, Candidate]] = []
         # Whole files: the best window of a file is often away from the chunk that matched
-        # (with windows only around the matches, 1 of 20 cross-file lines fewer exact).
+        # (with windows only around the matches, 1 of 20 cross-file lines fewer exact). Huge
+        # files only around what matched: reading all of one cost the slowest retrievals
+        # most of their time.
+        matched: dict[str, list[tuple[int, int]]] = {}
+        for path, size, first, last in hits:
+            if (size or 0) > MAX_NEIGHBOUR_BYTES:
+                matched.setdefault(path, []).append((first, last))
+        found: list[tuple[float, Candidate]] = []
         for path in dict.fromkeys([*near, *lexical]):
-            for window in self._windows.top(self.root / path, query, per_file):
+            for window in self._windows.top(self.root / path, query, per_file,
+                                            matched.get(path)):
                 if window.score <= floor:
                     break
                 found.append((window.score, Candidate(

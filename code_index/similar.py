@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,39 +96,51 @@ class FileWindows:
     size: int = WINDOW_LINES
     stride: int = STRIDE
     sets: dict[int, frozenset[str]] = field(default_factory=dict)
+    _blocks: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
 
-    def _window_sets(self) -> dict[int, frozenset[str]]:
+    def _block(self, at: int) -> frozenset[str]:
         # Windows overlap by half: tokenise stride-long blocks once and take unions (one regex
         # call per block; per line was slower, per window does every line twice).
-        if self.sets or not self.lines:
-            return self.sets
-        blocks: dict[int, frozenset[str]] = {}
+        found = self._blocks.get(at)
+        if found is None:
+            found = self._blocks[at] = identifier_set("\n".join(self.lines[at : at + self.stride]))
+        return found
 
-        def block(at: int) -> frozenset[str]:
-            if at not in blocks:
-                blocks[at] = identifier_set("\n".join(self.lines[at : at + self.stride]))
-            return blocks[at]
-
-        aligned = self.size % self.stride == 0
-        for at in window_starts(len(self.lines), self.size, self.stride):
-            if aligned and at % self.stride == 0:
-                parts = [block(b) for b in range(at, at + self.size, self.stride)]
-                self.sets[at] = frozenset().union(*parts)
+    def window_set(self, at: int) -> frozenset[str]:
+        """The identifiers of the window starting at 0-based line ``at`` (cached)."""
+        found = self.sets.get(at)
+        if found is None:
+            if self.size % self.stride == 0 and at % self.stride == 0:
+                found = frozenset().union(*(self._block(b) for b in
+                                            range(at, at + self.size, self.stride)))
             else:  # the tail window, off the stride grid
-                self.sets[at] = identifier_set("\n".join(self.lines[at : at + self.size]))
-        return self.sets
+                found = identifier_set("\n".join(self.lines[at : at + self.size]))
+            self.sets[at] = found
+        return found
+
+    def starts_near(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
+        """Starts of the windows that overlap the 1-based line ``ranges`` or a window beyond."""
+        wanted = [(first - 1 - self.size, last + self.size) for first, last in ranges]
+        return [at for at in window_starts(len(self.lines), self.size, self.stride)
+                if any(at < hi and lo < at + self.size for lo, hi in wanted)]
 
     def best(self, query: frozenset[str]) -> Window | None:
         """The best window, 1-based lines (``None``: none shares an identifier with ``query``)."""
         found = self.top(query, 1)
         return found[0] if found else None
 
-    def top(self, query: frozenset[str], k: int = 1) -> list[Window]:
+    def top(self, query: frozenset[str], k: int = 1, near: Iterable[tuple[int, int]] | None = None
+            ) -> list[Window]:
         """The ``k`` best windows that do not overlap, best first, 1-based lines.
 
-        Empty where no window shares an identifier with ``query``.
+        ``near``: only the windows around these 1-based line ranges (``starts_near``), what a
+        huge file is searched by. Empty where no window shares an identifier with ``query``.
         """
-        scored = sorted(((jaccard(query, ids), at) for at, ids in self._window_sets().items()),
+        if not self.lines:
+            return []
+        starts = (window_starts(len(self.lines), self.size, self.stride) if near is None
+                  else self.starts_near(near))
+        scored = sorted(((jaccard(query, self.window_set(at)), at) for at in starts),
                         key=lambda item: (-item[0], item[1]))
         out: list[Window] = []
         for score, at in scored:
@@ -158,10 +171,12 @@ class WindowCache:
         found = self.top(path, query, 1)
         return found[0] if found else None
 
-    def top(self, path: Path, query: frozenset[str], k: int = 1) -> list[Window]:
+    def top(self, path: Path, query: frozenset[str], k: int = 1,
+            near: Iterable[tuple[int, int]] | None = None) -> list[Window]:
         """The ``k`` best windows of the file at ``path`` that do not overlap.
 
-        Empty where it is unreadable or shares nothing with ``query``.
+        ``near``: only those around these line ranges (FileWindows.top). Empty where the file
+        is unreadable or shares nothing with ``query``.
         """
         try:
             stat = path.stat()
@@ -185,4 +200,4 @@ class WindowCache:
                 self._files[path] = (key, windows)
                 while len(self._files) > self._max:
                     self._files.popitem(last=False)
-        return windows.top(query, k)
+        return windows.top(query, k, near)

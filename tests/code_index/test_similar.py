@@ -57,6 +57,22 @@ def test_top_windows_are_the_best_that_do_not_overlap() -> None:
     assert FileWindows(lines, size=10, stride=5).top(identifier_set("nothing_shared"), 3) == []
 
 
+def test_windows_near_line_ranges_only_score_those() -> None:
+    """A huge file is searched only around the chunks the lexical index matched."""
+    lines = [f"filler_{i} = {i}" for i in range(200)]
+    lines[10:12] = ["port = DEFAULT_PORTS.get(url.scheme)", "host = url.host"]  # the best
+    lines[150:152] = ["port = DEFAULT_PORTS.get(url.scheme)", "other = 1"]
+    query = identifier_set("port = DEFAULT_PORTS.get(url.scheme)\nhost = url.host")
+    windows = FileWindows(lines, size=10, stride=5)
+    assert windows.top(query, 1)[0].start <= 11 <= windows.top(query, 1)[0].end
+    near = windows.top(query, 1, near=[(150, 152)])[0]
+    assert near.start <= 151 <= near.end
+    assert windows.starts_near([(150, 152)]) == list(range(130, 165, 5))
+    computed = FileWindows(lines, size=10, stride=5)
+    computed.top(query, 1, near=[(150, 152)])
+    assert set(computed.sets) == set(computed.starts_near([(150, 152)]))  # nothing else read
+
+
 def test_short_text_is_one_window() -> None:
     window = FileWindows(["a = b", "c = d", "", ""]).best(identifier_set("a c"))
     assert window is not None and (window.start, window.end) == (1, 2)
