@@ -1479,6 +1479,7 @@ class Retriever:
         query = query_identifiers(prefix)
         floor = in_file_floor(prefix, suffix, query)
         near: list[str] = []
+        language = language or None  # unknown: every language
         if cur_rel is not None:
             known = db.execute("SELECT language FROM files WHERE path=?", (cur_rel,)).fetchone()
             language = known[0] if known else language

@@ -142,6 +142,8 @@ class FileWindows:
                   else self.starts_near(near))
         scored = sorted(((jaccard(query, self.window_set(at)), at) for at in starts),
                         key=lambda item: (-item[0], item[1]))
+        if near is None:
+            self._blocks.clear()  # every window is computed: the blocks are not needed again
         out: list[Window] = []
         for score, at in scored:
             if score <= 0 or len(out) >= k:
