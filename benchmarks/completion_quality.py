@@ -2,7 +2,7 @@
 
     python benchmarks/completion_quality.py [--repo DIR] [--commits 30] [--lines 36]
         [--cross 20] [--seed 0] [--position line-start|before-name|in-name] [--conditions ...]
-        [--model NAME] [--json OUT]
+        [--model NAME] [--json OUT] [--reuse EARLIER.json]
 
 Held-out lines are lines that the newest first-parent commits of ``--repo`` (default: this
 repository) added to Python files. The document is the file after the commit with the line
@@ -40,6 +40,9 @@ baseline's best window score for the line.
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
 Prints one JSON line per case, then Markdown tables (all lines, cross-file lines, other lines).
+Each completion records a digest of its prompt; ``--reuse`` with an earlier run's ``--json``
+(same case options) keeps the predictions whose prompt is unchanged, so measuring a retrieval
+change costs model time only on the lines it changed.
 The sample is stratified (``--cross`` of the lines are cross-file), so "all" is not the
 history's natural mix.
 """
@@ -47,12 +50,14 @@ history's natural mix.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -62,7 +67,7 @@ import git
 from pilotfish.code_index.types import CursorContext, Snippet
 from pilotfish.lsp_server.engine.backends import load_generator
 from pilotfish.lsp_server.engine.context import CompletionRequest
-from pilotfish.lsp_server.engine.engine import CompletionEngine, RetrieveFn
+from pilotfish.lsp_server.engine.engine import Completion, CompletionEngine, Pending, RetrieveFn
 from pilotfish.lsp_server.engine.generate import Generator
 from pilotfish.lsp_server.engine.templates import ContextStyle
 from pilotfish.lsp_server.indexing import IndexService
@@ -343,8 +348,16 @@ def run(
     conditions: Sequence[str] = CONDITIONS,
     position: str = "line-start",
     model: str = "",
+    reuse: dict[tuple[str, str, int], dict[str, object]] | None = None,
 ) -> dict[str, object]:
-    """Collect the cases, run the conditions, return per-case rows and the summary."""
+    """Collect the cases, run the conditions, return per-case rows and the summary.
+
+    ``reuse``: rows of an earlier run by (commit, path, line); a condition whose prompt is
+    byte-for-byte the one that run sent (its ``prompt`` digest) keeps that run's prediction
+    instead of running the model again (decoding is greedy), so a retrieval change costs
+    model time only on the lines whose prompt it changed.
+    """
+    reuse = reuse or {}
     scratch = Path(tempfile.mkdtemp(prefix="pf-quality-"))
     trees = Trees(repo_root, scratch)
     try:
@@ -380,7 +393,7 @@ def run(
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
                                           context_at_line_start=line_start)
                 started = time.perf_counter()
-                result = engine.complete(
+                prepared = engine.prepare(
                     CompletionRequest(
                         text=doc,
                         line=case.line,
@@ -390,12 +403,21 @@ def run(
                         repo_root=str(root),
                     )
                 )
+                digest = (hashlib.sha256(prepared.prompt.text.encode()).hexdigest()[:16]
+                          if isinstance(prepared, Pending) else "")
+                earlier = reuse.get((case.commit, case.path, case.line), {}).get(name)
+                if digest and isinstance(earlier, dict) and earlier.get("prompt") == digest:
+                    row[name] = {**earlier, "reused": True}  # the same prompt, greedy: same text
+                    continue
+                result = (prepared if isinstance(prepared, Completion)
+                          else engine.run(prepared, threading.Event()))
                 first = result.text.split("\n", 1)[0] if result.text else ""
                 row[name] = {
                     "prediction": first,
                     "seconds": round(time.perf_counter() - started, 2),
                     "snippets": [f"{s.path}:{s.start_line}-{s.end_line}" for s in result.snippets],
                     "reasons": [s.reason for s in result.snippets],
+                    "prompt": digest,
                     **{k: round(v, 4) for k, v in score(first, target).items()},
                 }
             print(json.dumps(row), flush=True)
@@ -465,22 +487,34 @@ def main() -> None:
         help=f"comma-separated, from {', '.join(CONDITIONS + EXTRA_CONDITIONS)}",
     )
     parser.add_argument("--model", default="", help="a model name (default: the served one)")
+    parser.add_argument(
+        "--reuse", type=Path, default=None,
+        help="the --json of an earlier run with the same case options: lines whose prompt is "
+        "unchanged keep its predictions (the model runs only where the prompt changed)",
+    )
     args = parser.parse_args()
     conditions = [c for c in args.conditions.split(",") if c]
     unknown = set(conditions) - set(CONDITIONS + EXTRA_CONDITIONS)
     if unknown:
         parser.error(f"unknown conditions: {', '.join(sorted(unknown))}")
+    reuse: dict[tuple[str, str, int], dict[str, object]] = {}
+    if args.reuse:
+        for row in json.loads(args.reuse.read_text())["rows"]:
+            reuse[(row["commit"], row["path"], row["line"])] = row
     started = time.perf_counter()
     result = run(
         args.repo.resolve(), args.commits, args.lines, args.cross, args.seed, conditions,
-        args.position, args.model,
+        args.position, args.model, reuse,
     )
     rows: list[dict[str, object]] = result["rows"]  # type: ignore[assignment]
     summary = summarise(rows, conditions)
     print(markdown(summary))
+    reused = sum(1 for r in rows for c in conditions
+                 if isinstance(r.get(c), dict) and r[c].get("reused"))  # type: ignore[union-attr]
     print(
         f"{len(rows)} lines, {time.perf_counter() - started:.0f} s, "
         f"{result['model']} on {result['backend']}"
+        + (f"; {reused} of {len(rows) * len(conditions)} completions reused" if args.reuse else "")
     )
     if args.json:
         args.json.write_text(json.dumps({**result, "summary": summary}, indent=2))
