@@ -23,6 +23,7 @@ def test_wheel_layout_and_clean_install(tmp_path: Path) -> None:
     assert {n for n in top if not n.endswith(".dist-info")} == {"pilotfish"}
     assert not any(n.startswith(("training/", "lsp_server/", "code_index/")) for n in names)
     assert any(n.startswith("pilotfish/code_index/queries/") and n.endswith(".scm") for n in names)
+    assert "pilotfish/code_index/fusion_model.json" in names  # the ranking's fitted weights
     assert "pilotfish/lsp_server/engine/prompt.py" in names
 
     env = tmp_path / "venv"
