@@ -194,6 +194,7 @@ RESOLVED_WEIGHT = 3.0  # a use that imports or a class resolve to one definition
 PENDING_WEIGHT = 1.0  # shared by the names a file imports but does not use yet
 OPEN_CALL_CHARS = 400  # how far back on the cursor's line an open call is looked for
 MAX_CLASS_DEPTH = 3
+MAX_BASE_OUTLINES = 2  # base classes' outlines after `obj.`, besides the class's own
 MAX_CLASS_LOOKUPS = 10  # `self.x` / `Class.x` resolutions per request (a few queries each)
 MAX_TYPE_LOOKUPS = 8  # variables' types resolved per request (`x = make()`: one query each)
 MAX_DUCK_VARIABLES = 16  # variables typed by the members used on them, most used first
@@ -647,7 +648,11 @@ class Retriever:
                 typed = scan.member_uses(code_lines, line_weights(before_lines, after_lines))
                 duck = self._duck_typed(db, uses, imports.keys())
                 m = _OBJECT_RE.search(lines_before[-1])
-                if m:  # the cursor is after `x.`: the API of x's class leads
+                if m and m.group(1) in ("self", "cls") and cur_class:
+                    # The class itself is in the file: what it inherits from other files leads.
+                    typing = self._class_api(db, cur_class, m.group(2) or "", m.group(1),
+                                             cur_rel, own=False) + typing
+                elif m:  # the cursor is after `x.`: the API of x's class leads
                     hint = scan.hint(m.group(1), len(before_lines) - 1)
                     if hint is None and m.group(1).startswith("self."):
                         hint = class_attribute_hint(ctx.prefix, ctx.suffix, m.group(1))
@@ -1149,11 +1154,46 @@ class Retriever:
         return out
 
     def _class_api(self, db: sqlite3.Connection, cls: str, partial: str, chain: str,
-                   cur_rel: str | None) -> list[Candidate]:
-        """The class's outline reduced to the members that start with what is typed.
+                   cur_rel: str | None, *, own: bool = True) -> list[Candidate]:
+        """The outlines of the class and of its bases in other files, reduced to what is typed.
+
+        ``self.`` is often followed by an inherited member (a mixin's helper), so up to
+        ``MAX_BASE_OUTLINES`` base classes from other files follow the class's own outline.
 
         For ``chain.partial`` at the cursor with ``chain`` of class ``cls`` (private members
         only when ``partial`` starts with ``_``); empty when the name is not one class's.
+        ``own=False``: the bases only, with their ``_protected`` members (``self.``: the class
+        is the cursor's own).
+        """
+        if db.execute("SELECT count(*) FROM symbols WHERE name = ? AND kind = 'class'",
+                      (cls,)).fetchone()[0] != 1:
+            return []
+        mine = self._outline(db, cls, partial, cur_rel,
+                             f"members of `{cls}`, the class of `{chain}` before the cursor")
+        out = [mine] if mine is not None and own else []
+        here = mine.path if mine is not None else cur_rel
+        bases: list[Candidate] = []
+        seen, frontier = {cls}, [cls]
+        for _ in range(MAX_CLASS_DEPTH):
+            frontier = [b for b in _base_classes(db, frontier) if b not in seen][:4]
+            seen.update(frontier)
+            for base in frontier:
+                outline = self._outline(db, base, partial, cur_rel,
+                                        f"members of `{base}`, a base class of `{cls}`",
+                                        protected=not own)
+                if outline is not None and outline.path != here:
+                    bases.append(outline)
+            if len(bases) >= MAX_BASE_OUTLINES:
+                break
+        return out + bases[:MAX_BASE_OUTLINES]
+
+    def _outline(self, db: sqlite3.Connection, cls: str, partial: str, cur_rel: str | None,
+                 reason: str, *, protected: bool = False) -> Candidate | None:
+        """One class's outline: its members that start with ``partial``.
+
+        ``_private`` members only when ``partial`` starts with ``_`` or ``protected`` (a
+        subclass's ``self.``: the helpers a base keeps for its subclasses). None where no
+        member is left, or the name is not one class's.
         """
         found = db.execute(
             "SELECT s.id, s.qualified_name, s.signature, s.start_line, s.end_line, "
@@ -1162,7 +1202,7 @@ class Retriever:
             (cls,),
         ).fetchall()
         if len(found) != 1:
-            return []
+            return None
         _, qual, signature, start, end, outer, file_id, path, origin = found[0]
         members = [
             (kind, sig) for name, kind, sig in db.execute(
@@ -1170,22 +1210,22 @@ class Retriever:
                 "AND end_line <= ? AND qualified_name = ? || '.' || name ORDER BY start_line",
                 (file_id, start, end, qual),
             )
-            if name.startswith(partial) and (partial[:1] == "_" or not name.startswith("_"))
+            if name.startswith(partial) and (partial[:1] == "_" or not name.startswith("_")
+                                             or (protected and not name.startswith("__")))
         ]
         if not members:
-            return []
+            return None
         lines = [f"{(signature or f'class {cls}').rstrip(':')}:"]
         for kind, sig in members[: MAX_SNIPPET_LINES - 1]:
             sig = (sig or "").strip()
             lines.append(f"    {sig.rstrip(':')}: ..." if kind in ("method", "function")
                          else f"    {sig}")
-        return [Candidate(
+        return Candidate(
             path=_display_path(path) if origin == "dependency" else path,
             abs_path=self._abs(path, origin), start_line=outer or start, end_line=end,
-            text="\n".join(lines), source="symbol",
-            reason=f"members of `{cls}`, the class of `{chain}` before the cursor",
+            text="\n".join(lines), source="symbol", reason=reason,
             same_file=path == cur_rel, verbatim=False, kind="outline",
-        )]
+        )
 
     def _hint_class(self, db: sqlite3.Connection, hint: TypeHint,
                     resolved: dict[str, tuple[str, int | None, str | None]],
@@ -1237,16 +1277,7 @@ class Retriever:
             ).fetchall()
             if found:
                 return found
-            frontier = []
-            for (signature,) in db.execute(
-                f"SELECT signature FROM symbols WHERE kind='class' AND name IN ({marks})",
-                classes,
-            ):
-                m = re.match(r"\s*class\s+\w+\s*\(([^)]*)\)", signature or "")
-                for base in (m.group(1).split(",") if m else []):
-                    base = base.strip()
-                    if base and "=" not in base:
-                        frontier.append(base.rsplit(".", 1)[-1].split("[", 1)[0])
+            frontier = _base_classes(db, classes)
         return []
 
     def _typed_candidates(
@@ -1649,6 +1680,23 @@ def _without_overlaps(ordered: list[tuple[float, Candidate]]) -> list[tuple[floa
             spans.append((c.start_line, c.end_line))
         kept.append((score, c))
     return kept
+
+
+def _base_classes(db: sqlite3.Connection, classes: list[str]) -> list[str]:
+    """The base class names (last dotted part) in the signatures of the classes named."""
+    if not classes:
+        return []
+    marks = ",".join("?" * len(classes))
+    bases: list[str] = []
+    for (signature,) in db.execute(
+        f"SELECT signature FROM symbols WHERE kind='class' AND name IN ({marks})", classes,
+    ):
+        m = re.match(r"\s*class\s+\w+\s*\(([^)]*)\)", signature or "")
+        for base in (m.group(1).split(",") if m else []):
+            base = base.strip()
+            if base and "=" not in base:
+                bases.append(base.rsplit(".", 1)[-1].split("[", 1)[0])
+    return list(dict.fromkeys(bases))
 
 
 def lead_with(first: list[Candidate], fused: list[tuple[float, Candidate]], *,
