@@ -527,23 +527,12 @@ def test_self_attribute_typed_far_above_the_cursor(shop: Index) -> None:
 
 
 def _after_self(tmp_path: Path, mixin: str, method: str) -> list[Snippet]:
-    """What follows `self.` in a method of `Transport(FlowControl)`, FlowControl in another
+    """What follows `self.` in a method of `Parser(FlowControl)`, FlowControl in another
     module (``mixin`` is its body)."""
-    root = tmp_path / "repo"
-    (root / "net").mkdir(parents=True)
-    (root / "net" / "mixins.py").write_text("class FlowControl:\n" + mixin)
     prefix = ("from .mixins import FlowControl\n\n\n"
-              "class Transport(FlowControl):\n" + method + "        self.")
-    (root / "net" / "transport.py").write_text(prefix + "\n")
-    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
-    try:
-        idx.build()
-        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
-                            path=str(root / "net" / "transport.py"), repo_root=str(root),
-                            line=prefix.count("\n"))
-        return idx.retrieve(ctx, budget_tokens=4000, max_snippets=10)
-    finally:
-        idx.close()
+              "class Parser(FlowControl):\n" + method + "        self.")
+    return _retrieve_in_parser(tmp_path, {"pkg/mixins.py": "class FlowControl:\n" + mixin},
+                               prefix)
 
 
 def test_after_self_the_bases_in_other_files_follow_the_class(tmp_path: Path) -> None:
@@ -555,10 +544,10 @@ def test_after_self_the_bases_in_other_files_follow_the_class(tmp_path: Path) ->
         "    def resume_writing(self):\n        self.paused = False\n",
         "    def write(self, data):\n        self.buffer = data\n\n    def flush(self):\n")
     outlines = [s for s in snippets if s.reason.startswith("members of")]
-    assert [s.path for s in outlines] == ["net/mixins.py"], outlines
+    assert [s.path for s in outlines] == ["pkg/mixins.py"], outlines
     assert snippets[0] == outlines[0]
     assert "def resume_writing(self): ..." in outlines[0].text
-    assert "base class of `Transport`" in outlines[0].reason
+    assert "base class of `Parser`" in outlines[0].reason
 
 
 def test_after_self_a_bases_protected_helpers_are_shown(tmp_path: Path) -> None:
@@ -567,5 +556,5 @@ def test_after_self_a_bases_protected_helpers_are_shown(tmp_path: Path) -> None:
         "    def _maybe_pause(self):\n        self.paused = True\n\n"
         "    def __repr__(self):\n        return 'flow'\n",
         "    def write(self, data):\n")[0]
-    assert first.path == "net/mixins.py" and "def _maybe_pause(self)" in first.text
+    assert first.path == "pkg/mixins.py" and "def _maybe_pause(self)" in first.text
     assert "__repr__" not in first.text
