@@ -40,9 +40,9 @@ baseline's best window score for the line.
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
 Prints one JSON line per case, then Markdown tables (all lines, cross-file lines, other lines).
-Each completion records a digest of its prompt; ``--reuse`` with an earlier run's ``--json``
-(same case options) keeps the predictions whose prompt is unchanged, so measuring a retrieval
-change costs model time only on the lines it changed.
+Each completion records a digest of its prompt (with the model, backend and limits); ``--reuse``
+with an earlier run's ``--json`` (same case options) keeps the predictions whose prompt is
+unchanged, so measuring a retrieval change costs model time only on the lines it changed.
 The sample is stratified (``--cross`` of the lines are cross-file), so "all" is not the
 history's natural mix.
 """
@@ -353,9 +353,9 @@ def run(
     """Collect the cases, run the conditions, return per-case rows and the summary.
 
     ``reuse``: rows of an earlier run by (commit, path, line); a condition whose prompt is
-    byte-for-byte the one that run sent (its ``prompt`` digest) keeps that run's prediction
-    instead of running the model again (decoding is greedy), so a retrieval change costs
-    model time only on the lines whose prompt it changed.
+    byte-for-byte the one that run sent, to the same model, backend and limits (its ``prompt``
+    digest), keeps that run's prediction instead of running the model again (decoding is
+    greedy), so a retrieval change costs model time only on the lines whose prompt it changed.
     """
     reuse = reuse or {}
     scratch = Path(tempfile.mkdtemp(prefix="pf-quality-"))
@@ -403,7 +403,10 @@ def run(
                         repo_root=str(root),
                     )
                 )
-                digest = (hashlib.sha256(prepared.prompt.text.encode()).hexdigest()[:16]
+                # What decides the text: the model, its backend and the engine's cache key
+                # (prompt, adapter, token and line limits).
+                digest = (hashlib.sha256(repr((generator.model_id, generator.backend,
+                                               prepared.key)).encode()).hexdigest()[:16]
                           if isinstance(prepared, Pending) else "")
                 earlier = reuse.get((case.commit, case.path, case.line), {}).get(name)
                 if digest and isinstance(earlier, dict) and earlier.get("prompt") == digest:

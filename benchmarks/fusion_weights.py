@@ -1,7 +1,7 @@
 """Fit the learned fusion's weights (code_index/fusion.py) on held-out lines of real code.
 
     python benchmarks/fusion_weights.py [--repo DIR ...] [--lines 400] [--l2 0.001]
-        [--hidden 8] [--epochs 200] [--seed 0] [--write]
+        [--seed 0] [--hidden 8] [--epochs 200] [--fit-seed 0] [--write]
 
 Cases are those of ``retrieval_recall.py`` (a held-out line that uses a name defined once, in
 another file), at both cursor positions (line start, typed up to the name), taken from
@@ -15,15 +15,13 @@ linear term and one small tanh layer over fusion.py's features) is fitted with a
 (softmax over a case's candidates, the definition the line uses as the target): the linear
 term alone first (gradient descent), then both together (Adam, full batch, seeded). It prints
 recall@1/5/10 of the shipped and of the fitted model on these cases; ``--write`` replaces
-``code_index/fusion_model.json`` (written to a temporary file, then renamed).
+``code_index/fusion_model.json`` (``fusion.Model.save``: a temporary file, then renamed).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import re
 import shutil
 import sysconfig
@@ -150,20 +148,6 @@ def recall(groups: list[Group], model: fusion.Model) -> list[float]:
     return [round(hits[k] / max(1, len(groups)), 3) for k in KS]
 
 
-def write_model(model: fusion.Model, fitted: str, path: Path = fusion.MODEL_PATH) -> None:
-    """Replace the shipped model file atomically."""
-    text = json.dumps(model.to_json(fitted), indent=1)
-    # One line per feature: its weights side by side.
-    def one_line(match: re.Match[str]) -> str:
-        return match.group(1) + " ".join(match.group(2).split()) + match.group(3)
-
-    text = re.sub(r"(\[)\s+([^\[\]]*?)\s+(\])", one_line, text)
-    text = re.sub(r'(\{)\s+("linear": [^{}]*?)\s+(\})', one_line, text)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--repo", type=Path, action="append", default=None)
@@ -191,9 +175,10 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(f"{r:.3f}" for r in recall(groups, each)) + " |")
     if args.write:
         repos = ", ".join(sorted({r.name for r in (args.repo or training_repos())}))
-        write_model(model, f"benchmarks/fusion_weights.py --lines {args.lines} --seed {args.seed} "
-                           f"--l2 {args.l2} --hidden {args.hidden} --epochs {args.epochs} "
-                           f"--fit-seed {args.fit_seed}; {len(groups)} cases of {repos}")
+        model.save(fusion.MODEL_PATH,
+                   f"benchmarks/fusion_weights.py --lines {args.lines} --seed {args.seed} "
+                   f"--l2 {args.l2} --hidden {args.hidden} --epochs {args.epochs} "
+                   f"--fit-seed {args.fit_seed}; {len(groups)} cases of {repos}")
         print(f"wrote {fusion.MODEL_PATH}")
 
 

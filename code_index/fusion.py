@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -201,6 +202,17 @@ class Model:
             "bias": [round(float(v), 4) for v in self.bias],
             "out": [round(float(v), 4) for v in self.out],
         }
+
+    def save(self, path: Path, fitted: str = "") -> None:
+        """Write the model to ``path`` atomically, one line per feature (weights side by side)."""
+        data = self.to_json(fitted)
+        features = ",\n".join(f"  {json.dumps(name)}: {json.dumps(weights)}"
+                               for name, weights in data["features"].items())
+        text = (f'{{\n "fitted": {json.dumps(fitted)},\n "features": {{\n{features}\n }},\n'
+                f' "bias": {json.dumps(data["bias"])},\n "out": {json.dumps(data["out"])}\n}}\n')
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Model:

@@ -194,7 +194,7 @@ RESOLVED_WEIGHT = 3.0  # a use that imports or a class resolve to one definition
 PENDING_WEIGHT = 1.0  # shared by the names a file imports but does not use yet
 OPEN_CALL_CHARS = 400  # how far back on the cursor's line an open call is looked for
 MAX_CLASS_DEPTH = 3
-MAX_BASE_OUTLINES = 2  # base classes' outlines after `obj.`, besides the class's own
+MAX_BASE_OUTLINES = 2  # base classes' outlines after `obj.` / `self.` (outside the file)
 MAX_CLASS_LOOKUPS = 10  # `self.x` / `Class.x` resolutions per request (a few queries each)
 MAX_TYPE_LOOKUPS = 8  # variables' types resolved per request (`x = make()`: one query each)
 MAX_DUCK_VARIABLES = 16  # variables typed by the members used on them, most used first
@@ -1155,55 +1155,50 @@ class Retriever:
 
     def _class_api(self, db: sqlite3.Connection, cls: str, partial: str, chain: str,
                    cur_rel: str | None, *, own: bool = True) -> list[Candidate]:
-        """The outlines of the class and of its bases in other files, reduced to what is typed.
-
-        ``self.`` is often followed by an inherited member (a mixin's helper), so up to
-        ``MAX_BASE_OUTLINES`` base classes from other files follow the class's own outline.
+        """The outlines of the class and of its bases, reduced to the members being typed.
 
         For ``chain.partial`` at the cursor with ``chain`` of class ``cls`` (private members
-        only when ``partial`` starts with ``_``); empty when the name is not one class's.
-        ``own=False``: the bases only, with their ``_protected`` members (``self.``: the class
-        is the cursor's own).
+        only when ``partial`` starts with ``_``); empty when the name is not one class's. Up to
+        ``MAX_BASE_OUTLINES`` bases outside the cursor's file follow the class's outline: what
+        it inherits is not in its outline. ``own=False`` (``self.``, the class is the cursor's
+        own, in the file): the bases only, with their ``_protected`` helpers.
         """
-        if db.execute("SELECT count(*) FROM symbols WHERE name = ? AND kind = 'class'",
-                      (cls,)).fetchone()[0] != 1:
+        found = _unique_class(db, cls)
+        if found is None:
             return []
-        mine = self._outline(db, cls, partial, cur_rel,
-                             f"members of `{cls}`, the class of `{chain}` before the cursor")
-        out = [mine] if mine is not None and own else []
-        here = mine.path if mine is not None else cur_rel
+        out: list[Candidate] = []
+        if own:
+            outline = self._outline(db, found, cls, partial, cur_rel,
+                                    f"members of `{cls}`, the class of `{chain}` before the "
+                                    "cursor")
+            out += [outline] if outline is not None else []
         bases: list[Candidate] = []
         seen, frontier = {cls}, [cls]
         for _ in range(MAX_CLASS_DEPTH):
             frontier = [b for b in _base_classes(db, frontier) if b not in seen][:4]
             seen.update(frontier)
             for base in frontier:
-                outline = self._outline(db, base, partial, cur_rel,
+                row = _unique_class(db, base)
+                if row is None or row[6] == cur_rel:  # the model sees the cursor's file
+                    continue
+                outline = self._outline(db, row, base, partial, cur_rel,
                                         f"members of `{base}`, a base class of `{cls}`",
                                         protected=not own)
-                if outline is not None and outline.path != here:
-                    bases.append(outline)
+                bases += [outline] if outline is not None else []
             if len(bases) >= MAX_BASE_OUTLINES:
                 break
         return out + bases[:MAX_BASE_OUTLINES]
 
-    def _outline(self, db: sqlite3.Connection, cls: str, partial: str, cur_rel: str | None,
-                 reason: str, *, protected: bool = False) -> Candidate | None:
-        """One class's outline: its members that start with ``partial``.
+    def _outline(self, db: sqlite3.Connection, found: tuple, cls: str, partial: str,
+                 cur_rel: str | None, reason: str, *, protected: bool = False
+                 ) -> Candidate | None:
+        """The outline of ``cls`` (its ``_unique_class`` row): the members typed so far.
 
-        ``_private`` members only when ``partial`` starts with ``_`` or ``protected`` (a
-        subclass's ``self.``: the helpers a base keeps for its subclasses). None where no
-        member is left, or the name is not one class's.
+        Those that start with ``partial``; ``_private`` ones only when ``partial`` starts with
+        ``_`` or ``protected`` (a subclass's ``self.``: the helpers a base keeps for its
+        subclasses). None where no member is left.
         """
-        found = db.execute(
-            "SELECT s.id, s.qualified_name, s.signature, s.start_line, s.end_line, "
-            "s.outer_start_line, s.file_id, f.path, f.origin FROM symbols s "
-            "JOIN files f ON f.id=s.file_id WHERE s.name = ? AND s.kind = 'class' LIMIT 2",
-            (cls,),
-        ).fetchall()
-        if len(found) != 1:
-            return None
-        _, qual, signature, start, end, outer, file_id, path, origin = found[0]
+        qual, signature, start, end, outer, file_id, path, origin = found
         members = [
             (kind, sig) for name, kind, sig in db.execute(
                 "SELECT name, kind, signature FROM symbols WHERE file_id = ? AND start_line > ? "
@@ -1680,6 +1675,20 @@ def _without_overlaps(ordered: list[tuple[float, Candidate]]) -> list[tuple[floa
             spans.append((c.start_line, c.end_line))
         kept.append((score, c))
     return kept
+
+
+def _unique_class(db: sqlite3.Connection, name: str) -> tuple | None:
+    """The one class called ``name``, or None where there is none or more than one.
+
+    The row: qualified name, signature, start, end and outer start lines, file id, path, origin.
+    """
+    found = db.execute(
+        "SELECT s.qualified_name, s.signature, s.start_line, s.end_line, s.outer_start_line, "
+        "s.file_id, f.path, f.origin FROM symbols s JOIN files f ON f.id=s.file_id "
+        "WHERE s.name = ? AND s.kind = 'class' LIMIT 2",
+        (name,),
+    ).fetchall()
+    return found[0] if len(found) == 1 else None
 
 
 def _base_classes(db: sqlite3.Connection, classes: list[str]) -> list[str]:

@@ -168,11 +168,6 @@ class WindowCache:
         self._max = max_files
         self._lock = threading.Lock()
 
-    def best(self, path: Path, query: frozenset[str]) -> Window | None:
-        """The best window of the file at ``path`` (``None``: unreadable or nothing shared)."""
-        found = self.top(path, query, 1)
-        return found[0] if found else None
-
     def top(self, path: Path, query: frozenset[str], k: int = 1,
             near: Iterable[tuple[int, int]] | None = None) -> list[Window]:
         """The ``k`` best windows of the file at ``path`` that do not overlap.

@@ -48,6 +48,10 @@ def test_the_model_file_round_trips_and_refuses_other_features(tmp_path: Path) -
                                  if k != "typed_words"})
     with pytest.raises(ValueError, match="typed_words"):
         fusion.Model.from_json(stale)
+    saved = tmp_path / "saved.json"
+    fusion.MODEL.save(saved, "test")
+    assert fusion.load_model(saved).score(x) == pytest.approx(fusion.MODEL.score(x), abs=1e-3)
+    assert json.loads(saved.read_text(encoding="utf-8")) == data
     broken = tmp_path / "model.json"
     broken.write_text("{", encoding="utf-8")
     with pytest.raises(ImportError, match="cannot load"):

@@ -185,14 +185,14 @@ def test_window_cache_rereads_a_changed_file(tmp_path: Path) -> None:
     path.write_text("\n".join(body))
     cache = WindowCache()
     query = identifier_set("alpha = beta(gamma)")
-    first = cache.best(path, query)
-    assert first is not None and first.start == 1  # the window holding line 6
+    first = cache.top(path, query)
+    assert len(first) == 1 and first[0].start == 1  # the window holding line 6
     body[5] = "unrelated = 0"
     path.write_text("\n".join(body) + "\n# changed\n")
     os.utime(path, ns=(1, 10**18))  # a different mtime even on coarse clocks
-    again = cache.best(path, query)
-    assert again is not None and "gamma" not in again.text
-    assert cache.best(tmp_path / "missing.py", query) is None
+    again = cache.top(path, query)
+    assert len(again) == 1 and "gamma" not in again[0].text
+    assert cache.top(tmp_path / "missing.py", query) == []
 
 
 def test_only_similar_shows_windows_and_no_definitions(index: Index) -> None:
