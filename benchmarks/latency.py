@@ -326,10 +326,13 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
     cursor instead of evaluating it again, and one that reuses only the common prefix (as
     before; its output is exact); their outputs are compared state by state.
     """
-    from llama_cpp import Llama
     from pilotfish.lsp_server.engine.context import CompletionRequest
     from pilotfish.lsp_server.engine.engine import CompletionEngine
-    from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator, default_threads
+    from pilotfish.lsp_server.engine.llamacpp_backend import (
+        LlamaCppGenerator,
+        default_threads,
+        open_llama,
+    )
     from pilotfish.lsp_server.models.resolve import resolve_model
     from pilotfish.lsp_server.settings import CompletionSettings
 
@@ -343,8 +346,8 @@ def side_by_side(args: argparse.Namespace, trace: Trace) -> dict[str, Any]:
         ),
     }
     settings = CompletionSettings(retrieval_tokens=0, context_tokens=args.context_tokens)
-    plain = Llama(
-        model_path=str(gguf), n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
+    plain = open_llama(
+        gguf, n_ctx=4096, n_threads=threads, n_threads_batch=threads, verbose=False
     )
     # The states an editor shows a suggestion for: keystrokes followed by a pause.
     pauses = [

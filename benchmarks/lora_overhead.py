@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-from llama_cpp import Llama
 from peft import LoraConfig, get_peft_model
+from pilotfish.lsp_server.engine.llamacpp_backend import open_llama
 from pilotfish.lsp_server.models.pull import model_dir
 from pilotfish.lsp_server.models.registry import DEFAULT_MODEL
 from pilotfish.training.config import DEFAULT_TARGETS
@@ -45,7 +45,7 @@ def build_adapter(model: Path, out: Path, layers: int) -> Path:
 
 
 def timed(gguf: Path, lora: Path | None, text: str, threads: int) -> tuple[int, float, float]:
-    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_threads_batch=threads,
+    llm = open_llama(gguf, n_ctx=2048, n_threads=threads, n_threads_batch=threads,
                 lora_path=str(lora) if lora else None, verbose=False)
     ids = llm.tokenize(text.encode(), add_bos=False)
     started = time.thread_time()

@@ -42,6 +42,74 @@ def llamacpp_available() -> bool:
     return True
 
 
+EXTRA_BUFFERS_ENV = "PILOTFISH_LLAMA_EXTRA_BUFFERS"
+"""``1`` / ``0`` forces llama.cpp's extra weight buffer types (AMX, repacked) on or off."""
+
+_PARAMS_LOCK = threading.Lock()
+
+
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU reports Intel AMX (Linux; ``False`` where that cannot be read)."""
+    try:
+        with cpuinfo.open(encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_tile" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def extra_buffers_enabled() -> bool:
+    """Whether llama.cpp may move weights into its extra buffer types (AMX, repacked).
+
+    Not on CPUs with AMX: llama.cpp's AMX matrix multiply segfaults on the first decode of this
+    project's Q4_K_M models (seen on a Xeon with AMX here, 2026-12-07; upstream
+    ggml-org/llama.cpp#20824, open). Without extra buffers the weights stay in the plain CPU
+    buffer and the AVX-512 kernels run them. ``PILOTFISH_LLAMA_EXTRA_BUFFERS=1``/``0`` overrides.
+    """
+    forced = os.environ.get(EXTRA_BUFFERS_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return not cpu_has_amx()
+
+
+@contextlib.contextmanager
+def model_params(*, extra_buffers: bool) -> Iterator[None]:
+    """While loading a ``llama_cpp.Llama``: its model parameters with ``use_extra_bufts`` set.
+
+    llama-cpp-python (0.3.x) takes its parameters from ``llama_model_default_params()`` and has
+    no argument for this one, so the function is wrapped for the duration of the load (a lock
+    keeps two loads from interleaving).
+    """
+    import llama_cpp.llama_cpp as lib
+
+    with _PARAMS_LOCK:
+        default = lib.llama_model_default_params
+
+        def params() -> Any:
+            found = default()
+            found.use_extra_bufts = extra_buffers
+            return found
+
+        lib.llama_model_default_params = params
+        try:
+            yield
+        finally:
+            lib.llama_model_default_params = default
+
+
+def open_llama(model_path: Path | str, **kwargs: Any) -> Any:
+    """``llama_cpp.Llama(model_path, **kwargs)``, with extra buffers only where they are safe.
+
+    Every load of a GGUF in this project goes through here (server, benchmarks, tests).
+    """
+    from llama_cpp import Llama
+
+    with model_params(extra_buffers=extra_buffers_enabled()):
+        return Llama(model_path=str(model_path), **kwargs)
+
+
 def cpu_count() -> int:
     """CPUs this process may run on."""
     try:
@@ -220,10 +288,8 @@ class LlamaCppGenerator:
             self._load_meter.sample()  # from model load on: the first request has a measure
 
     def _load(self, lora: Path | None) -> Any:
-        from llama_cpp import Llama
-
-        llm = Llama(
-            model_path=str(self._gguf),
+        llm = open_llama(
+            self._gguf,
             n_ctx=self._n_ctx,
             n_threads=self._threads,
             n_threads_batch=self._threads,

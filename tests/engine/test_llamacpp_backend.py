@@ -10,9 +10,13 @@ import numpy as np
 import pytest
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
 from pilotfish.lsp_server.engine.llamacpp_backend import (
+    EXTRA_BUFFERS_ENV,
     MAX_STALE_TOKENS,
     TAIL_REFRESH,
     LlamaCppGenerator,
+    cpu_has_amx,
+    extra_buffers_enabled,
+    model_params,
 )
 
 pytest.importorskip("llama_cpp")
@@ -242,3 +246,49 @@ def test_an_adapter_applies_on_the_recreated_context(
     expected = np.array(plain.scores[len(tokens) - 1])
     assert np.abs(tuned - base).max() > 0.5  # the adapter moves the output...
     assert np.abs(tuned - expected).max() < 0.05  # ... as llama.cpp's own context applies it
+
+
+def test_amx_is_read_from_the_cpu_flags(tmp_path: Path) -> None:
+    """AMX (whose llama.cpp kernels crash on these models) is told by the flags line."""
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f amx_bf16 amx_tile amx_int8\n")
+    plain = tmp_path / "plain"
+    plain.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f\n")
+    assert cpu_has_amx(amx)
+    assert not cpu_has_amx(plain)
+    assert not cpu_has_amx(tmp_path / "missing")
+
+
+def test_extra_buffers_follow_the_cpu_unless_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(EXTRA_BUFFERS_ENV, raising=False)
+    assert extra_buffers_enabled() is (not cpu_has_amx())
+    monkeypatch.setenv(EXTRA_BUFFERS_ENV, "0")
+    assert extra_buffers_enabled() is False
+    monkeypatch.setenv(EXTRA_BUFFERS_ENV, "1")
+    assert extra_buffers_enabled() is True
+
+
+def test_model_params_reach_the_load_and_are_restored_after() -> None:
+    import llama_cpp.llama_cpp as lib
+
+    default = lib.llama_model_default_params
+    for wanted in (False, True):
+        with model_params(extra_buffers=wanted):
+            assert lib.llama_model_default_params().use_extra_bufts is wanted
+        assert lib.llama_model_default_params is default
+    with pytest.raises(RuntimeError), model_params(extra_buffers=False):
+        raise RuntimeError("a failed load")
+    assert lib.llama_model_default_params is default
+
+
+def test_a_model_loaded_without_extra_buffers_gives_the_same_tokens(
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The load the server does on an AMX CPU (extra buffers off) generates as the default one."""
+    logits = []
+    for flag in ("0", "1"):  # f32 weights never go to AMX buffers: "1" is safe on any CPU here
+        monkeypatch.setenv(EXTRA_BUFFERS_ENV, flag)
+        gen = LlamaCppGenerator(tiny_gguf, model_id="tiny", threads=1, n_ctx=512)
+        assert complete(gen, fim(PREFIX)).new_tokens > 0
+        logits.append(last_logits(gen))
+    np.testing.assert_allclose(logits[0], logits[1], rtol=1e-5, atol=1e-5)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cancel_after import CancelAfter
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
-from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator
+from pilotfish.lsp_server.engine.llamacpp_backend import LlamaCppGenerator, open_llama
 from pilotfish.lsp_server.engine.lookup import DraftPolicy
 from test_llamacpp_backend import PREFIX, fim, write_tiny_gguf
 from tiny_model import build_tiny_model
@@ -81,10 +81,8 @@ def test_greedy_output_is_the_same_with_and_without_drafts(
 
 def test_off_matches_llamacpps_own_greedy_loop(ggufs: dict[str, Path]) -> None:
     """The tokens are those llama.cpp's own loop with its greedy sampler picks."""
-    from llama_cpp import Llama
-
     gen = LlamaCppGenerator(ggufs["mixed"], model_id="mixed", threads=1, n_ctx=1024)
-    plain = Llama(model_path=str(ggufs["mixed"]), n_ctx=1024, n_threads=1, verbose=False)
+    plain = open_llama(ggufs["mixed"], n_ctx=1024, n_threads=1, verbose=False)
     for prompt in PROMPTS:
         ids = plain.tokenize(prompt.encode(), add_bos=False, special=True)
         plain.reset()

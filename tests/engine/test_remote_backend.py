@@ -88,6 +88,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# llama_cpp.server's main, loading the model as pilotfish does (llama.cpp's extra buffer types
+# off on CPUs with AMX, where they crash: llamacpp_backend.extra_buffers_enabled).
+SERVER_MAIN = """
+import runpy, sys
+from pilotfish.lsp_server.engine.llamacpp_backend import extra_buffers_enabled, model_params
+sys.argv[0] = "llama_cpp.server"
+with model_params(extra_buffers=extra_buffers_enabled()):
+    runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server with the pulled GGUF."""
@@ -99,8 +110,8 @@ def llama_server() -> Iterator[str]:
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "llama_cpp.server",
+            "-c",
+            SERVER_MAIN,
             "--model",
             str(gguf),
             "--port",

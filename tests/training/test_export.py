@@ -64,8 +64,8 @@ def test_gguf_lora_has_llamacpp_names_shapes_and_alpha(
 @pytest.mark.skipif(not (MODEL / "model.gguf").is_file(), reason="needs the pulled 0.5B model")
 def test_gguf_lora_changes_llamacpp_as_peft_changes_transformers(tmp_path: Path) -> None:
     """Same prompt, same adapter: the logit shift under llama.cpp follows the one under peft."""
-    from llama_cpp import Llama
     from peft import PeftModel
+    from pilotfish.lsp_server.engine.llamacpp_backend import open_llama
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     peft_dir = _peft_adapter(MODEL, tmp_path / "a", layers=None, scale=0.02)
@@ -82,8 +82,8 @@ def test_gguf_lora_changes_llamacpp_as_peft_changes_transformers(tmp_path: Path)
     del base, tuned
 
     def llama_logits(lora: Path | None) -> np.ndarray:
-        llm = Llama(
-            model_path=str(MODEL / "model.gguf"),
+        llm = open_llama(
+            MODEL / "model.gguf",
             n_ctx=256,
             n_threads=2,
             logits_all=True,
