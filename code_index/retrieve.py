@@ -1266,8 +1266,10 @@ class Retriever:
                 break
             seen.update(classes)
             marks = ",".join("?" * len(classes))
+            # By qualified name (`+s.name`: not the name's index, which scans every
+            # `__init__` of the repository to find three).
             found = db.execute(
-                columns + f"WHERE s.name = ? AND s.qualified_name IN ({marks})",
+                columns + f"WHERE +s.name = ? AND s.qualified_name IN ({marks})",
                 [name, *(f"{c}.{name}" for c in classes)],
             ).fetchall()
             if found:

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS symbols(
   outer_start_line INTEGER);
 CREATE INDEX IF NOT EXISTS symbols_name ON symbols(name);
 CREATE INDEX IF NOT EXISTS symbols_file ON symbols(file_id);
+CREATE INDEX IF NOT EXISTS symbols_qualified ON symbols(qualified_name);
 CREATE TABLE IF NOT EXISTS chunks(
   id INTEGER PRIMARY KEY AUTOINCREMENT, chunk_key TEXT NOT NULL,
   file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,

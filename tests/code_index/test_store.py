@@ -112,6 +112,23 @@ def test_schema_version_mismatch_rebuilds(tmp_path: Path) -> None:
         store.close()
 
 
+def test_an_index_of_the_same_schema_gets_new_lookup_indexes_in_place(tmp_path: Path) -> None:
+    """An index written before ``symbols_qualified`` existed gains it on open, data kept."""
+    store = Store(tmp_path)
+    with store.transaction() as db:
+        db.execute("DROP INDEX symbols_qualified")
+        db.execute("INSERT INTO files(path, origin) VALUES('x.py', 'repo')")
+    store.close()
+    store = Store(tmp_path)
+    try:
+        assert store.counts()["files"] == 1
+        plan = store.db.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM symbols WHERE +name = ? AND qualified_name IN "
+            "(?, ?)", ("get", "A.get", "B.get")).fetchall()
+        assert "symbols_qualified" in " ".join(str(row) for row in plan)
+    finally:
+        store.close()
+
 @pytest.fixture(scope="module")
 def embedded_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A small repository indexed with the real MiniLM embedder."""
