@@ -339,6 +339,28 @@ def typed_part(case: Case, position: str) -> str:
     return case.target[: match.start() + typed]
 
 
+def case_request(repo_root: Path, case: Case, position: str, tree: Path
+                 ) -> tuple[CompletionRequest, str]:
+    """A held-out line's completion request, and what is typed on the line.
+
+    The document is the file after its commit with the line blanked up to what is typed at
+    ``position``; the paths are those of the parent's tree extracted at ``tree``.
+    """
+    post = git.Repo(repo_root).commit(case.commit).tree / case.path
+    text_lines = post.data_stream.read().decode("utf-8").split("\n")
+    typed = typed_part(case, position)
+    doc = "\n".join([*text_lines[: case.line], case.indent + typed, *text_lines[case.line + 1 :]])
+    request = CompletionRequest(
+        text=doc,
+        line=case.line,
+        column=len(case.indent) + len(typed),
+        path=str(tree / case.path),
+        language_id="python",
+        repo_root=str(tree),
+    )
+    return request, typed
+
+
 def run(
     repo_root: Path,
     commits: int,
@@ -376,12 +398,8 @@ def run(
             root = service.repo_root
             if case.parent not in jaccards:
                 jaccards[case.parent] = Jaccard(root)
-            post = git.Repo(repo_root).commit(case.commit).tree / case.path
-            text_lines = post.data_stream.read().decode("utf-8").split("\n")
-            typed = typed_part(case, position)
-            doc = "\n".join(
-                [*text_lines[: case.line], case.indent + typed, *text_lines[case.line + 1 :]]
-            )
+            request, typed = case_request(repo_root, case, position, root)
+            doc = request.text
             target = case.target[len(typed) :]
             row: dict[str, object] = {**asdict(case)}
             baseline = jaccards[case.parent](
@@ -393,16 +411,7 @@ def run(
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
                                           context_at_line_start=line_start)
                 started = time.perf_counter()
-                prepared = engine.prepare(
-                    CompletionRequest(
-                        text=doc,
-                        line=case.line,
-                        column=len(case.indent) + len(typed),
-                        path=str(root / case.path),
-                        language_id="python",
-                        repo_root=str(root),
-                    )
-                )
+                prepared = engine.prepare(request)
                 # What decides the text: the model, its backend and the engine's cache key
                 # (prompt, adapter, token and line limits).
                 digest = (hashlib.sha256(repr((generator.model_id, generator.backend,
