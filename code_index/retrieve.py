@@ -17,7 +17,7 @@ import numpy as np
 from . import fusion
 from .languages import normalize_language
 from .pytypes import TypeHint, return_annotation, scan_types
-from .similar import WindowCache, in_file_floor, query_identifiers
+from .similar import QUERY_LINES, WindowCache, in_file_floor, query_identifiers
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -541,7 +541,11 @@ class Retriever:
             self._common, self._n_chunks = common, n
 
     def _selective_terms(self, db: sqlite3.Connection, words: list[str]) -> list[str]:
-        """The rarest useful FTS terms of the words: common terms make BM25 slow and vague."""
+        """The first of the words' FTS terms that the index holds and that are not common.
+
+        ``words`` come nearest first. Common terms make BM25 slow and vague; terms no chunk
+        holds would only take a place among the ``MAX_QUERY_TERMS``.
+        """
         with self._lock:
             if not self._n_chunks:
                 self._n_chunks = db.execute("SELECT max(rowid) FROM chunks_fts").fetchone()[0] or 0
@@ -551,10 +555,8 @@ class Retriever:
         for term in fts_query(words, limit=32).replace('"', "").split(" OR "):
             if not term:
                 continue
-            if common is not None:
-                if term not in common:
-                    scored.append((0, term))
-                continue
+            if common is not None and term in common:
+                continue  # known to be too common without counting (the costly count)
             df = self._df.get(term)
             if df is None:
                 df = db.execute("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?",
@@ -1522,7 +1524,10 @@ class Retriever:
             # files are no neighbours), and not the huge ones.
             if len(rows) <= siblings:
                 near = [path for path, size in rows if (size or 0) <= MAX_NEIGHBOUR_BYTES]
-        terms = self._selective_terms(db, [w for w in query if w not in KEYWORDS])
+        # Nearest first, as the lexical stage: the query set's own order changes with each
+        # process's string hashing, and only the first few selective terms are searched.
+        terms = self._selective_terms(
+            db, identifiers_in("\n".join(prefix.split("\n")[-QUERY_LINES:]), limit=32))
         hits = db.execute(
             "SELECT f.path, f.size, c.start_line, c.end_line FROM chunks_fts "
             "JOIN chunks c ON c.id=chunks_fts.rowid "

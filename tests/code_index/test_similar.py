@@ -242,3 +242,49 @@ def test_similar_code_comes_from_files_of_the_cursors_language(tmp_path: Path) -
             assert "more/test_one.py" in shown and "notes/usage.txt" not in shown, shown
     finally:
         idx.close()
+
+
+def _many_terms_repo(root: Path) -> str:
+    """Ten files, each the only one to use one of the names the cursor's lines use."""
+    (root / "pkg").mkdir(parents=True)
+    names = [f"helper_{w}" for w in ("amber", "birch", "cedar", "dune", "ember", "fjord",
+                                     "grove", "heath", "islet", "jetty")]
+    for i, name in enumerate(names):
+        body = "\n".join(f"    value_{i}_{j} = {name}(value_{i}_{j - 1})" for j in range(1, 8))
+        (root / "pkg" / f"mod_{i}.py").write_text(f"def use_{i}(value_{i}_0):\n{body}\n")
+    (root / "pkg" / "here.py").write_text("")
+    return "def work(x):\n" + "".join(f"    x = {name}(x)\n" for name in names) + "    y = "
+
+
+def test_similar_code_searches_the_nearest_terms_first(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a few terms are searched: the nearest, not an order that follows string hashing."""
+    root = tmp_path / "repo"
+    prefix = _many_terms_repo(root)
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        idx.build()
+        asked: list[list[str]] = []
+        selective = idx.retriever._selective_terms
+        monkeypatch.setattr(idx.retriever, "_selective_terms",
+                            lambda db, words: asked.append(list(words)) or selective(db, words))
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
+                            line=prefix.count("\n"), path=str(root / "pkg" / "here.py"),
+                            repo_root=str(root))
+        assert idx.retrieve(ctx, budget_tokens=2000, only_similar=True)
+        assert asked and asked[0][:3] == ["helper_jetty", "helper_islet", "helper_heath"], asked
+    finally:
+        idx.close()
+
+
+def test_terms_no_chunk_holds_are_not_searched(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    _many_terms_repo(root)
+    idx = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    try:
+        idx.build()  # learns the common terms (warm): absent ones are not among them
+        db = idx.store.reader()
+        terms = idx.retriever._selective_terms(db, ["nowhere_to_be_found", "helper_amber"])
+        assert "helper_amber" in terms and "nowhere_to_be_found" not in terms
+    finally:
+        idx.close()
