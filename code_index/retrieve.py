@@ -601,6 +601,22 @@ class Retriever:
             return fit_budget([(1.0 / (1 + i), c) for i, c in enumerate(similar[:LEAD_WINDOWS])],
                               budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
+        similar: list[Candidate] = []
+        similar_ms = 0.0
+        if similar_code:
+            # First: where nothing is typed on the line and no other code looks more like the
+            # cursor's lines than the file itself, nothing is shown (the definitions would
+            # not be), so they need not be looked up.
+            try:
+                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel,
+                                                   normalize_language(ctx.language))
+            except sqlite3.Error as exc:
+                log.warning("retrieval failed: %s", exc)
+                return []
+            similar_ms = (time.perf_counter() - started) * 1000
+            if not similar and not ctx.prefix.rsplit("\n", 1)[-1].strip():
+                self.last_timings = Timings(lexical=similar_ms, total=similar_ms)
+                return []
         lines_before = ctx.prefix.split("\n")[-14:]
         near = list(ctx.identifiers) or identifiers_in("\n".join(lines_before))
         first_suffix_line = ctx.suffix.split("\n", 1)[0]
@@ -684,14 +700,7 @@ class Retriever:
                 db, {c.name for c in (*symbols, *nearest) if c.name})
             t1 = time.perf_counter()
             lexical = self._lexical_candidates(db, near[:16], cur_rel, cursor_line, limit=20)
-            similar = (self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel, language)
-                       if similar_code else [])
             t2 = time.perf_counter()
-            if similar_code and not similar and not lines_before[-1].strip():
-                # Line start: nothing elsewhere looks more like it than the file itself.
-                self.last_timings = Timings(symbol=(t1 - t0) * 1000, lexical=(t2 - t1) * 1000,
-                                            total=(t2 - started) * 1000)
-                return []
             query_text = "\n".join([*lines_before[-6:], first_suffix_line])
             spent_ms = (t2 - started) * 1000
             # Dense search costs one embedding forward pass; it runs only when its recent
@@ -728,7 +737,8 @@ class Retriever:
         snippets = fit_budget(fused, budget_tokens, count_tokens or estimate_tokens,
                               max_snippets=max_snippets)
         self.last_timings = Timings(
-            symbol=(t1 - t0) * 1000, lexical=(t2 - t1) * 1000, dense=(t3 - t2) * 1000,
+            symbol=(t1 - t0) * 1000, lexical=(t2 - t1) * 1000 + similar_ms,
+            dense=(t3 - t2) * 1000,
             total=(time.perf_counter() - started) * 1000,
         )
         return snippets
