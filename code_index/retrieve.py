@@ -589,24 +589,9 @@ class Retriever:
             return []
         db = self.store.reader()
         cur_rel = self._rel(ctx.path)
-        if only_similar:
-            try:
-                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel,
-                                                   normalize_language(ctx.language))
-            except sqlite3.Error as exc:
-                log.warning("retrieval failed: %s", exc)
-                return []
-            spent = (time.perf_counter() - started) * 1000
-            self.last_timings = Timings(lexical=spent, total=spent)
-            return fit_budget([(1.0 / (1 + i), c) for i, c in enumerate(similar[:LEAD_WINDOWS])],
-                              budget_tokens, count_tokens or estimate_tokens,
-                              max_snippets=max_snippets)
         similar: list[Candidate] = []
         similar_ms = 0.0
-        if similar_code:
-            # First: where nothing is typed on the line and no other code looks more like the
-            # cursor's lines than the file itself, nothing is shown (the definitions would
-            # not be), so they need not be looked up.
+        if similar_code or only_similar:
             try:
                 similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel,
                                                    normalize_language(ctx.language))
@@ -614,9 +599,13 @@ class Retriever:
                 log.warning("retrieval failed: %s", exc)
                 return []
             similar_ms = (time.perf_counter() - started) * 1000
-            if not similar and not ctx.prefix.rsplit("\n", 1)[-1].strip():
+            # Alone; or at a line's start where no other code looks more like the cursor's
+            # lines than the file itself: nothing is shown, and no definitions are looked up.
+            if only_similar or (not similar and not ctx.prefix.rsplit("\n", 1)[-1].strip()):
                 self.last_timings = Timings(lexical=similar_ms, total=similar_ms)
-                return []
+                return fit_budget(
+                    [(1.0 / (1 + i), c) for i, c in enumerate(similar[:LEAD_WINDOWS])],
+                    budget_tokens, count_tokens or estimate_tokens, max_snippets=max_snippets)
         lines_before = ctx.prefix.split("\n")[-14:]
         near = list(ctx.identifiers) or identifiers_in("\n".join(lines_before))
         first_suffix_line = ctx.suffix.split("\n", 1)[0]

@@ -99,13 +99,18 @@ def test_corrupt_sqlite_gives_a_clear_error_and_a_rebuild(tmp_path: Path) -> Non
         index.close()
 
 
-def test_schema_version_mismatch_rebuilds(tmp_path: Path) -> None:
+def _reopened_after(tmp_path: Path, change: str) -> Store:
+    """A store with one file row, changed by ``change`` and closed, opened again."""
     store = Store(tmp_path)
     with store.transaction() as db:
-        db.execute("UPDATE meta SET value='0' WHERE key='schema_version'")
+        db.execute(change)
         db.execute("INSERT INTO files(path, origin) VALUES('x.py', 'repo')")
     store.close()
-    store = Store(tmp_path)
+    return Store(tmp_path)
+
+
+def test_schema_version_mismatch_rebuilds(tmp_path: Path) -> None:
+    store = _reopened_after(tmp_path, "UPDATE meta SET value='0' WHERE key='schema_version'")
     try:
         assert store.counts()["files"] == 0
     finally:
@@ -114,12 +119,7 @@ def test_schema_version_mismatch_rebuilds(tmp_path: Path) -> None:
 
 def test_an_index_of_the_same_schema_gets_new_lookup_indexes_in_place(tmp_path: Path) -> None:
     """An index written before ``symbols_qualified`` existed gains it on open, data kept."""
-    store = Store(tmp_path)
-    with store.transaction() as db:
-        db.execute("DROP INDEX symbols_qualified")
-        db.execute("INSERT INTO files(path, origin) VALUES('x.py', 'repo')")
-    store.close()
-    store = Store(tmp_path)
+    store = _reopened_after(tmp_path, "DROP INDEX symbols_qualified")
     try:
         assert store.counts()["files"] == 1
         plan = store.db.execute(
@@ -128,6 +128,7 @@ def test_an_index_of_the_same_schema_gets_new_lookup_indexes_in_place(tmp_path: 
         assert "symbols_qualified" in " ".join(str(row) for row in plan)
     finally:
         store.close()
+
 
 @pytest.fixture(scope="module")
 def embedded_index(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
