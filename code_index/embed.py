@@ -42,6 +42,11 @@ fp32 (torch's vectors, ~1.65x torch's speed); onnx-int8: int8 on CPU, as auto.""
 BACKEND_ENV = "PILOTFISH_EMBED_BACKEND"
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
+CPU_BATCH = 8
+"""Chunks per forward pass on a CPU: small batches stay in cache (int8, 2 threads, Intel box:
+batches of 8 ran 137-143 chunks/s, of 32 116-118; BENCHMARKS.md, session 8)."""
+GPU_BATCH = 32
+
 
 def configured_backend(configured: str) -> str:
     """The backend to use: ``PILOTFISH_EMBED_BACKEND`` when set, else the configured one."""
@@ -171,7 +176,7 @@ class TransformerEmbedder:
         model: str = "",
         *,
         max_tokens: int = 128,
-        batch_size: int = 32,
+        batch_size: int = 0,
         device: str = "auto",
         threads: int = 1,
         backend: str = "auto",
@@ -191,10 +196,10 @@ class TransformerEmbedder:
             raise EmbedderUnavailableError(f"embedding model folder not found: {path}")
         self.name = model or "all-MiniLM-L6-v2"
         self.max_tokens = max_tokens
-        self.batch_size = batch_size
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
+        self.batch_size = batch_size or (CPU_BATCH if device == "cpu" else GPU_BATCH)
         self._torch = torch
         self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
@@ -291,7 +296,7 @@ def vector_key(model: str, backend: str) -> str:
     return f"{name}+{INT8_RECIPE}" if backend == "onnx-int8" else name
 
 
-def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 32,
+def load_embedder(model: str = "", *, max_tokens: int = 128, batch_size: int = 0,
                   threads: int = 1, backend: str = "auto", cache_dir: Path | None = None,
                   ) -> TransformerEmbedder:
     """The configured embedder; raises :class:`EmbedderUnavailableError` when it cannot load."""

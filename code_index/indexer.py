@@ -192,7 +192,7 @@ class Index:
         assert vectors is not None
         done_before, total = self.store.embedding_counts()
         count = 0
-        batch = max(self.config.embed_batch_size * 8, 64)
+        batch = max(embedder.batch_size * 8, 256)  # sorted by length within: less padding
         while not (cancel and cancel.is_set()):
             rows = self.store.missing_embeddings(batch)
             if not rows:

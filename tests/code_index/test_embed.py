@@ -10,6 +10,8 @@ import pytest
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.embed import (
     BACKEND_ENV,
+    CPU_BATCH,
+    GPU_BATCH,
     INT8_RECIPE,
     EmbedderUnavailableError,
     load_embedder,
@@ -45,6 +47,18 @@ def test_onnx_backend_gives_torch_vectors(cache: Path) -> None:
     # Batching does not change a text's vector (padding is masked out of the mean).
     alone = onnx_embedder.embed_array([TEXTS[2]])[0]
     assert float(alone @ b[2]) > 0.9999
+
+
+def test_batch_size_follows_the_device_unless_set_and_changes_no_vector(cache: Path) -> None:
+    """Small batches on a CPU (they stay in cache); any batch size gives the same vectors."""
+    default = load_embedder(backend="onnx", cache_dir=cache)
+    assert default.batch_size == (CPU_BATCH if default.device == "cpu" else GPU_BATCH)
+    assert IndexConfig().embed_batch_size == 0  # the index leaves it to the device
+    explicit = load_embedder(backend="onnx", cache_dir=cache, batch_size=3)
+    assert explicit.batch_size == 3
+    texts = TEXTS * 5
+    a, b = default.embed_array(texts), explicit.embed_array(texts)
+    assert (a * b).sum(1).min() > 0.9999
 
 
 def test_export_is_cached_and_reused(cache: Path) -> None:
