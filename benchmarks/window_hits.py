@@ -14,9 +14,9 @@ checks the snippets the prompt would show:
 
 A cheap proxy for a retrieval change (seconds, not the hour a 72-line completion run takes on
 two cores): exact match can only come from context on lines whose answer the context holds.
-It also counts the lines whose exact text starts, in another file, with what is typed on the
-line (``elsewhere``), and how many of those the condition's snippets show (``elsewhere shown``):
-how much a lookup of such lines could add to a condition.
+It also counts the lines that exist verbatim in another file with at least three characters
+typed (``elsewhere``: a search for lines that start as typed would find them), and how many of
+those the condition's snippets show (``elsewhere shown``): how much such a lookup could add.
 """
 
 from __future__ import annotations
@@ -44,12 +44,11 @@ from pilotfish.lsp_server.settings import CompletionSettings, Settings
 IDENT = re.compile(r"[A-Za-z_]\w*")
 
 
-def other_lines(root: Path, here: str) -> set[str]:
-    """The stripped lines of the tree's other Python files."""
-    out: set[str] = set()
-    for file in root.rglob("*.py"):
-        if file.relative_to(root).as_posix() != here:
-            out.update(line.strip() for line in file.read_text("utf-8", "replace").split("\n"))
+def lines_by_file(jaccard: Jaccard) -> dict[str, set[str]]:
+    """Each Python file's stripped lines, from the baseline's windows (they cover every line)."""
+    out: dict[str, set[str]] = {}
+    for rel, _, _, text, _ in jaccard.windows:
+        out.setdefault(rel, set()).update(line.strip() for line in text.split("\n"))
     return out
 
 
@@ -63,18 +62,21 @@ def count(repo_root: Path, conditions: list[str], commits: int, cross: int, seed
     try:
         cases = [c for c in collect(repo_root, trees, commits, cross, cross, seed) if c.cross_name]
         jaccards: dict[str, Jaccard] = {}
+        files: dict[str, dict[str, set[str]]] = {}
         for case in cases:
             service: IndexService = trees.get(case.parent)
             root = service.repo_root
-            jaccards.setdefault(case.parent, Jaccard(root))
+            if case.parent not in jaccards:
+                jaccards[case.parent] = Jaccard(root)
+                files[case.parent] = lines_by_file(jaccards[case.parent])
             request, typed = case_request(repo_root, case, position, root)
             target = case.target.strip()
             rest = case.target[len(typed):].strip()
             match = IDENT.match(rest)
             next_name = match.group(0) if match else ""
-            stem = typed.strip()
-            elsewhere = len(stem) >= 3 and any(
-                line == target for line in other_lines(root, case.path) if line.startswith(stem))
+            # The line starts with what is typed: a lookup by that finds it where it exists.
+            elsewhere = len(typed.strip()) >= 3 and any(
+                target in lines for rel, lines in files[case.parent].items() if rel != case.path)
             chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, CompletionSettings(), retrieve,
