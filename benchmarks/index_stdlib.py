@@ -1,7 +1,7 @@
 """Index benchmark: the CPython stdlib (symbols + lexical, then embeddings) and one-file updates.
 
     python benchmarks/index_stdlib.py [--root DIR] [--embed-sample 2000] [--backends LIST]
-                                      [--threads N] [--json OUT]
+                                      [--threads N] [--batch-size N] [--json OUT]
 
 Phase 1 indexes every file (parse + symbols + chunks + FTS5) without embeddings; phase 2 embeds
 a sample of the chunks with the default MiniLM (the whole stdlib would take long on 2 cores);
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--backends", default="auto",
                         help="comma-separated embedding backends: auto, torch, onnx, onnx-int8")
     parser.add_argument("--threads", type=int, default=1, help="embedding threads")
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="chunks per forward pass (0: the default, by device)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="pf-bench-"))
@@ -98,7 +100,8 @@ def main() -> None:
             cfg = IndexConfig(dependency_docs=False)
             embedders = {
                 name: load_embedder(max_tokens=cfg.embed_max_tokens,
-                                    batch_size=cfg.embed_batch_size, threads=args.threads,
+                                    batch_size=args.batch_size or cfg.embed_batch_size,
+                                    threads=args.threads,
                                     backend=name)
                 for name in args.backends.split(",")
             }

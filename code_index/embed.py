@@ -43,8 +43,8 @@ BACKEND_ENV = "PILOTFISH_EMBED_BACKEND"
 _ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 CPU_BATCH = 8
-"""Chunks per forward pass on a CPU: small batches stay in cache (int8, 2 threads, Intel box:
-batches of 8 ran 137-143 chunks/s, of 32 116-118; BENCHMARKS.md, session 8)."""
+"""Chunks per forward pass on a CPU: small batches stay in cache (int8, Intel box: 1.3x the
+chunks/s of batches of 32 with one thread or two; BENCHMARKS.md, session 8)."""
 GPU_BATCH = 32
 
 
