@@ -589,12 +589,12 @@ class Retriever:
             return []
         db = self.store.reader()
         cur_rel = self._rel(ctx.path)
+        language = normalize_language(ctx.language)
         similar: list[Candidate] = []
         similar_ms = 0.0
         if similar_code or only_similar:
             try:
-                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel,
-                                                   normalize_language(ctx.language))
+                similar = self._similar_candidates(db, ctx.prefix, ctx.suffix, cur_rel, language)
             except sqlite3.Error as exc:
                 log.warning("retrieval failed: %s", exc)
                 return []
@@ -621,7 +621,6 @@ class Retriever:
             typing = self._typed_candidates(
                 db, lines_before[-1], names, cur_rel, cursor_line,
                 ctx.prefix[:20000] + "\n" + ctx.prefix[-20000:] + "\n" + ctx.suffix[:20000])
-            language = normalize_language(ctx.language)
             comment = "#" if language in _HASH_COMMENTS else "//"
             if language == "python":
                 imports = python_imports(ctx.prefix[:50000] + "\n" + ctx.suffix[-20000:])

@@ -63,8 +63,8 @@ def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def extra_buffers_enabled() -> bool:
     """Whether llama.cpp may move weights into its extra buffer types (AMX, repacked).
 
-    Not on CPUs with AMX: llama.cpp's AMX matrix multiply segfaults on the first decode of this
-    project's Q4_K_M models (seen on a Xeon with AMX here, 2026-12-07; upstream
+    Not on CPUs with AMX: llama.cpp's AMX matrix multiply segfaulted on the first decode of the
+    default Q4_K_M model (seen on a Xeon with AMX here, 2026-12-07; upstream
     ggml-org/llama.cpp#20824, open). Without extra buffers the weights stay in the plain CPU
     buffer and the AVX-512 kernels run them. ``PILOTFISH_LLAMA_EXTRA_BUFFERS=1``/``0`` overrides.
     """
