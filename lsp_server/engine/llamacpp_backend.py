@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ...code_index.embed import usable_cores as cpu_count
 from .cpu_load import OtherLoad, threads_for
 from .generate import Generation, GenerationRequest, StopScanner, common_prefix_length
 from .lookup import DraftPolicy, propose
@@ -108,14 +109,6 @@ def open_llama(model_path: Path | str, **kwargs: Any) -> Any:
 
     with model_params(extra_buffers=extra_buffers_enabled()):
         return Llama(model_path=str(model_path), **kwargs)
-
-
-def cpu_count() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def default_threads() -> int:

@@ -48,6 +48,30 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "has no index yet" in err and "Traceback" not in err
 
 
+def test_index_embeds_on_every_core_unless_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In the foreground ``pilotfish index`` embeds with every core; ``--threads N`` caps it."""
+    import pilotfish.code_index.indexer as indexer
+    from pilotfish.code_index.embed import EmbedderUnavailableError
+
+    asked: list[int] = []
+
+    def fake_load(*args: object, threads: int = 1, **kwargs: object) -> None:
+        asked.append(threads)
+        raise EmbedderUnavailableError("not loaded in this test")
+
+    monkeypatch.setattr(indexer, "load_embedder", fake_load)
+    repo = _repo(tmp_path / "repo")
+    assert main(["index", str(repo), "--data-dir", str(tmp_path / "a"), "--json"]) == 0
+    assert main(["index", str(repo), "--data-dir", str(tmp_path / "b"), "--threads", "1",
+                 "--json"]) == 0
+    assert asked == [0, 1]  # 0: every core (TransformerEmbedder resolves it)
+    capsys.readouterr()
+    assert main(["index", str(repo), "--threads", "-1"]) == 2
+    assert "--threads -1" in capsys.readouterr().err
+
+
 def test_status_says_what_the_saved_index_holds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

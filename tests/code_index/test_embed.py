@@ -15,6 +15,7 @@ from pilotfish.code_index.embed import (
     INT8_RECIPE,
     EmbedderUnavailableError,
     load_embedder,
+    usable_cores,
 )
 from pilotfish.code_index.indexer import Index
 from pilotfish.lsp_server.indexing import config_from_settings
@@ -58,6 +59,16 @@ def test_batch_size_follows_the_device_unless_set_and_changes_no_vector(cache: P
     assert explicit.batch_size == 3
     texts = TEXTS * 5
     a, b = default.embed_array(texts), explicit.embed_array(texts)
+    assert (a * b).sum(1).min() > 0.9999
+
+
+def test_threads_zero_means_every_core_with_the_same_vectors(cache: Path) -> None:
+    """``threads=0`` (``pilotfish index`` in the foreground) runs batches on every usable core."""
+    one = load_embedder(backend="onnx", cache_dir=cache, threads=1)
+    every = load_embedder(backend="onnx", cache_dir=cache, threads=0)
+    assert (one.threads, every.threads) == (1, usable_cores())
+    assert IndexConfig().embed_threads == 1  # the server's background indexing keeps one
+    a, b = one.embed_array(TEXTS), every.embed_array(TEXTS)
     assert (a * b).sum(1).min() > 0.9999
 
 
