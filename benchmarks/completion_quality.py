@@ -33,9 +33,10 @@ most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best 
 whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets),
 ``pilotfish-similar`` (led by similar code, as the context-everywhere models are served, whatever
 the model), ``pilotfish-similar-only`` (only the similar-code windows that beat the file's own;
-none: the file alone; the 0.5B's served ``pilotfish`` mid-line). Each row records every
-snippet's reason (similar-code windows give their Jaccard score there) and ``jaccard_top``, the
-baseline's best window score for the line.
+none: the file alone; the 0.5B's served ``pilotfish`` mid-line), ``jaccard-comments`` and
+``pilotfish-comments-served`` (the baseline's and the served snippets as comment lines). Each
+row records every snippet's reason (similar-code windows give their Jaccard score there) and
+``jaccard_top``, the baseline's best window score for the line.
 
 Scored on the completion's first line against the held-out line: exact match, edit similarity
 (1 - Levenshtein / max length) and identifier F1 (the metrics of ``training/evaluate.py``).
@@ -81,7 +82,7 @@ CONDITIONS = ("in-file", "jaccard", "pilotfish")
 EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
     "pilotfish-similar", "pilotfish-similar-only",
-    "pilotfish-top2", "jaccard+pilotfish",
+    "pilotfish-top2", "jaccard+pilotfish", "jaccard-comments", "pilotfish-comments-served",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
@@ -304,7 +305,9 @@ def conditions_for(
     table: dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]] = {
         "in-file": (None, "repo", None),
         "jaccard": (jaccard, "repo", True),  # the Copilot-style baseline: always on
+        "jaccard-comments": (jaccard, "comments", True),
         "pilotfish": (served, "repo", True if everywhere else None),
+        "pilotfish-comments-served": (served, "comments", True if everywhere else None),
         "pilotfish-always": (pilotfish, "repo", True),
         "pilotfish-comments": (pilotfish, "comments", True),
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),

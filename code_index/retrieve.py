@@ -28,6 +28,9 @@ RRF_K = 20
 WEIGHTS: dict[str, float] = {
     "symbol": 2.0, "doc": 1.5, "lexical": 1.0, "dense": 1.0, "similar": 1.0,
 }
+# `pilotfish search`: docs on a par with code, or a sentence's matching docstrings fill the
+# first dozen places (doc rank 12 outscored code rank 1) and no code is shown.
+SEARCH_WEIGHTS: dict[str, float] = {**WEIGHTS, "doc": 1.0}
 MAX_SNIPPET_LINES = 24
 MAX_SNIPPETS = 8
 # Similar-code windows ahead of the definitions when asked: with the 1.5B at line start the
@@ -129,6 +132,25 @@ class Timings:
     lexical: float = 0.0
     dense: float = 0.0
     total: float = 0.0
+
+
+_PLAIN_WORD = re.compile(r"[a-z]+")
+
+
+def names_in_query(query: str, words: list[str]) -> list[str]:
+    """The words of a search query that are looked up as symbol names.
+
+    A sentence ("parse unknown input safely and return an error") is searched by what it says:
+    its plain lower-case words would find the symbols that happen to be named like English
+    words (a schema library's ``and`` and ``unknown``) ahead of the code that does what it
+    asks. There only code-shaped words are names: ``parse_safely``, ``safeParse``, ``HTTP2``,
+    or a plain word written as code (``error()``, ``obj.error``, a backquoted `error`). A
+    query of one or two words is all names.
+    """
+    if len(query.split()) < 3:
+        return words
+    return [w for w in words if not _PLAIN_WORD.fullmatch(w) or re.search(
+        rf"`{w}`|(?<![\w.]){w}\s*\(|\.{w}\b|\b{w}\.\w", query)]
 
 
 def _clip(text: str, max_lines: int = MAX_SNIPPET_LINES) -> str:
@@ -736,17 +758,27 @@ class Retriever:
         db = self.store.reader()
         words = identifiers_in(query, limit=16, skip_keywords=False)
         try:
-            symbols = self._symbol_candidates(db, words, {}, set(), None, 0,
-                                              why="named in the query", completion=False)
+            symbols = self._symbol_candidates(db, names_in_query(query, words), {}, set(), None,
+                                              0, why="named in the query", completion=False)
             lexical = self._lexical_candidates(db, words, None, 0, limit=k * 2,
                                                why="matches the query")
             docs = self._doc_candidates(db, words, limit=k)
-            dense = self._dense_candidates(db, query, None, 0, limit=k * 2)
+            dense = self._dense_candidates(db, query, None, 0, limit=k * 2,
+                                           why="close in meaning to the query")
         except sqlite3.Error as exc:
             log.warning("search failed: %s", exc)
             return []
-        fused = fuse([symbols, lexical, docs, dense])
-        return fit_budget(fused, 10**9, estimate_tokens, max_snippets=k)
+        fused = fuse([symbols, lexical, docs, dense], weights=SEARCH_WEIGHTS)
+        # The same text in several files (a docstring copied into built .d.ts files, vendored
+        # copies) is shown once, where it ranks best.
+        seen: set[str] = set()
+        unique = []
+        for score, c in fused:
+            text = " ".join(c.text.split())
+            if text not in seen:
+                seen.add(text)
+                unique.append((score, c))
+        return fit_budget(unique, 10**9, estimate_tokens, max_snippets=k)
 
     def definitions(self, name: str, *, path: str | None = None, k: int = 5) -> list[Snippet]:
         """Definitions of one name (for hover), other files first; ``path`` is the asker's file."""
@@ -1579,7 +1611,8 @@ class Retriever:
         return out
 
     def _dense_candidates(self, db: sqlite3.Connection, text: str, cur_rel: str | None,
-                          cursor_line: int, *, limit: int) -> list[Candidate]:
+                          cursor_line: int, *, limit: int,
+                          why: str = "similar to the code at the cursor") -> list[Candidate]:
         with self._lock:
             vectors, embedder = self._vectors, self._embedder
         if vectors is None or embedder is None or vectors.size == 0 or not text.strip():
@@ -1596,26 +1629,27 @@ class Retriever:
             if row is None or self._near_cursor(row[5], cur_rel, row[1], row[2], cursor_line):
                 continue
             out.append(self._chunk_candidate(
-                row, "dense", f"similar to the code at the cursor (cosine {score:.2f})", cur_rel))
+                row, "dense", f"{why} (cosine {score:.2f})", cur_rel))
             if len(out) >= limit:
                 break
         return out
 
 
-def fuse(lists: list[list[Candidate]], k: int = RRF_K) -> list[tuple[float, Candidate]]:
+def fuse(lists: list[list[Candidate]], k: int = RRF_K,
+         weights: Mapping[str, float] = WEIGHTS) -> list[tuple[float, Candidate]]:
     """Reciprocal-rank fusion; overlapping ranges of one file merge into the best-scored one.
 
     Candidates from other files come before the cursor's own file at equal footing, since
-    the prompt already carries the file around the cursor.
+    the prompt already carries the file around the cursor. ``weights``: by source.
     """
     scores: dict[tuple[str, int, int], float] = {}
     best: dict[tuple[str, int, int], Candidate] = {}
     for candidates in lists:
         for rank, c in enumerate(candidates):
             key = (c.path, c.start_line, c.end_line)
-            weight = WEIGHTS.get(c.source, 1.0) * (0.5 if c.same_file else 1.0)
+            weight = weights.get(c.source, 1.0) * (0.5 if c.same_file else 1.0)
             scores[key] = scores.get(key, 0.0) + weight / (k + rank + 1)
-            if key not in best or WEIGHTS[c.source] > WEIGHTS[best[key].source]:
+            if key not in best or weights[c.source] > weights[best[key].source]:
                 best[key] = c
     return _without_overlaps(sorted(((score, best[key]) for key, score in scores.items()),
                                     key=lambda item: -item[0]))

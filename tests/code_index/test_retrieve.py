@@ -146,6 +146,55 @@ def test_search_finds_symbols_and_docs(index: Index) -> None:
     assert any(s.source == "doc" and s.path == "README.md" for s in docs)
 
 
+def test_a_sentence_searches_by_meaning_not_by_symbols_named_like_its_words(
+    tmp_path: Path,
+) -> None:
+    """In a sentence, plain words like "and" or "unknown" are not asked for as symbol names.
+
+    A schema library has methods called ``and`` and ``unknown``; asked for "parse unknown input
+    safely and return an error", the function that does that must come first, not them.
+    """
+    root = tmp_path / "repo"
+    (root / "lib").mkdir(parents=True)
+    (root / "lib" / "schema.py").write_text(
+        "class Schema:\n"
+        "    def unknown(self):\n        return Schema()\n\n"
+        "    def optional(self):\n        return Schema()\n\n"
+        "    def and_(self, other):\n        return Schema()\n\n\n"
+        "def parse_safely(schema, data):\n"
+        '    """Parse untrusted input; return an error result instead of raising."""\n'
+        "    try:\n        return schema.parse(data), None\n"
+        "    except ValueError as error:\n        return None, error\n"
+    )
+    (root / "lib" / "words.py").write_text("def input(): ...\n\n\ndef error(): ...\n")
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    index.build()
+    try:
+        top = index.search("parse unknown input safely and return an error", k=3)
+        assert "parse_safely" in top[0].text
+        # Code-shaped words are still looked up as names, in a sentence or alone.
+        assert "def unknown" in index.search("unknown", k=1)[0].text
+        assert "def error" in index.search("where is error() defined", k=1)[0].text
+    finally:
+        index.close()
+
+
+def test_search_shows_the_same_text_once(tmp_path: Path) -> None:
+    """A function copied into another file (a build output, a vendored copy) is one result."""
+    root = tmp_path / "repo"
+    body = 'def checksum(data):\n    """Adler-32 checksum of the data."""\n    return 1\n'
+    for folder in ("client", "server"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "sums.py").write_text(body)
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False, dependency_docs=False))
+    index.build()
+    try:
+        texts = [" ".join(s.text.split()) for s in index.search("checksum", k=10)]
+        assert texts and len(texts) == len(set(texts))
+    finally:
+        index.close()
+
+
 def test_secret_buffer_is_never_indexed(index: Index) -> None:
     token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
     result = index.update_file(index.root / "app" / "conf.py", f"TOKEN = '{token}'\n")
