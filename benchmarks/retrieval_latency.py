@@ -1,7 +1,8 @@
 """Retrieval latency at about 100k chunks: symbol + lexical, then with dense (FAISS HNSW).
 
     python benchmarks/retrieval_latency.py [--corpus DIR] [--queries 300] [--data DIR]
-                                           [--symbol-lexical-only] [--similar] [--json OUT]
+                                           [--symbol-lexical-only] [--similar] [--typing]
+                                           [--json OUT]
 
 The corpus is the CPython stdlib plus the installed ``transformers`` package, copied into one
 folder (about 110k chunks). Cursors are random lines of random Python files of the corpus;
@@ -11,6 +12,12 @@ unit vector per chunk (embedding 100k chunks on 2 CPU cores would take over an h
 search cost does not depend on the vectors' values). ``--similar`` adds the two ways similar
 code is served (registry.py's ``served_retrieval``): leading the definitions (the 1.5B and
 larger) and alone (the default 0.5B without an adapter, ``only_similar``).
+
+Random cursors seldom meet a cached file (the similar-code stage caches 256 files' windows), so
+they are the cold case. ``--typing`` measures what typing asks instead: in each of
+``queries / 30`` random files, ten consecutive lines, each at three points (after the
+indentation, mid-line, the end), in order, as an editor asks while the user types down a
+function.
 """
 
 from __future__ import annotations
@@ -93,6 +100,34 @@ def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]
     return out
 
 
+def typing_contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]:
+    """Cursors as typing makes them: ten consecutive lines of a file, three points on each."""
+    rng = random.Random(seed)
+    files = [
+        r[0]
+        for r in index.store.reader().execute(
+            "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path"
+        )
+    ]
+    out: list[CursorContext] = []
+    while len(out) < n:
+        rel = rng.choice(files)
+        lines = (root / rel).read_text(encoding="utf-8", errors="replace").split("\n")
+        if len(lines) < 40:
+            continue
+        first = rng.randrange(10, len(lines) - 10)
+        for line in range(first, first + 10):
+            text = lines[line]
+            indent = len(text) - len(text.lstrip())
+            for col in dict.fromkeys((indent, (indent + len(text)) // 2, len(text))):
+                out.append(CursorContext(
+                    prefix="\n".join(lines[:line]) + "\n" + text[:col],
+                    suffix=text[col:] + "\n" + "\n".join(lines[line + 1 :]),
+                    language="python", path=str(root / rel), repo_root=str(root), line=line,
+                ))
+    return out[:n]
+
+
 def measure(index: Index, ctxs: list[CursorContext], similar: bool = False,
             only_similar: bool = False) -> dict[str, float]:
     total: list[float] = []
@@ -136,6 +171,8 @@ def main() -> None:
     parser.add_argument("--similar", action="store_true",
                         help="also measure symbol + lexical led by similar code (similar.py), "
                         "and similar code alone (what the default 0.5B is served)")
+    parser.add_argument("--typing", action="store_true",
+                        help="also the cursors typing makes (consecutive lines of a file)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     build_corpus(args.corpus)
@@ -162,6 +199,14 @@ def main() -> None:
         print(json.dumps(result["with_similar_code"]), flush=True)
         result["similar_code_only"] = measure(index, ctxs, only_similar=True)
         print(json.dumps(result["similar_code_only"]), flush=True)
+    if args.typing:
+        typed = typing_contexts(index, args.corpus, args.queries, args.seed)
+        paths = [("symbol_lexical", False, False)] + (
+            [("with_similar_code", True, False), ("similar_code_only", False, True)]
+            if args.similar else [])
+        result["typing"] = {name: measure(index, typed, similar=similar, only_similar=only)
+                            for name, similar, only in paths}
+        print(json.dumps({"typing": result["typing"]}), flush=True)
     if args.symbol_lexical_only:
         index.close()
         if args.json:

@@ -97,3 +97,35 @@ def test_python_and_typescript_dependency_docs(tmp_path: Path) -> None:
         assert index.build().dependency_files == 1
     finally:
         index.close()
+
+
+def test_completions_leave_out_the_typing_plumbing(tmp_path: Path) -> None:
+    """``Any`` from typing_extensions is known to every model: no prompt place for it."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    _workspace(root)
+    site = root / ".venv" / "lib" / "python3.11" / "site-packages"
+    (site / "typing_extensions.py").write_text(
+        '"""Backported typing."""\n\n\nclass Any:\n    """Special type: every type."""\n\n\n'
+        'def overload(func):\n    """Decorator for overloaded functions."""\n    return func\n'
+    )
+    info = site / "typing_extensions-4.12.0.dist-info"
+    info.mkdir()
+    (info / "top_level.txt").write_text("typing_extensions\n")
+    prefix = ("from typing_extensions import Any, overload\n"
+              "from fancylib import make_widget\n\n\n"
+              "@overload\ndef build(name: Any) -> Any:\n    return make_widget(name)\n\n\n"
+              "def other(name: Any) -> Any:\n    return ")
+    (root / "app.py").write_text(prefix + "name\n")  # what imports the modules to document
+    index = Index(root, tmp_path / "data", IndexConfig(embeddings=False))
+    try:
+        index.build()
+        ctx = CursorContext(prefix=prefix, suffix="\n", language="python",
+                            path=str(root / "app.py"), repo_root=str(root), line=11)
+        shown = index.retrieve(ctx, budget_tokens=2000)
+        assert any("make_widget" in s.text for s in shown)
+        assert not any("typing_extensions" in s.path for s in shown), shown
+        # Asked for by name (hover, search), it is still found.
+        assert any("typing_extensions" in s.path for s in index.retriever.definitions("Any"))
+    finally:
+        index.close()
