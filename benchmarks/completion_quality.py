@@ -34,7 +34,9 @@ whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pil
 ``pilotfish-similar`` (led by similar code, as the context-everywhere models are served, whatever
 the model), ``pilotfish-similar-only`` (only the similar-code windows that beat the file's own;
 none: the file alone; the 0.5B's served ``pilotfish`` mid-line), ``jaccard-comments`` and
-``pilotfish-comments-served`` (the baseline's and the served snippets as comment lines). Each
+``pilotfish-comments-served`` (the baseline's and the served snippets as comment lines; the
+served ``pilotfish`` shows them as the model is served: comments for the 0.5B since session 9),
+``pilotfish-repo-served`` (the served snippets in the repository-level format). Each
 row records every snippet's reason (similar-code windows give their Jaccard score there) and
 ``jaccard_top``, the baseline's best window score for the line.
 
@@ -83,6 +85,7 @@ EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
     "pilotfish-similar", "pilotfish-similar-only",
     "pilotfish-top2", "jaccard+pilotfish", "jaccard-comments", "pilotfish-comments-served",
+    "pilotfish-repo-served",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
@@ -306,8 +309,9 @@ def conditions_for(
         "in-file": (None, "repo", None),
         "jaccard": (jaccard, "repo", True),  # the Copilot-style baseline: always on
         "jaccard-comments": (jaccard, "comments", True),
-        "pilotfish": (served, "repo", True if everywhere else None),
+        "pilotfish": (served, policy.context_style, True if everywhere else None),
         "pilotfish-comments-served": (served, "comments", True if everywhere else None),
+        "pilotfish-repo-served": (served, "repo", True if everywhere else None),
         "pilotfish-always": (pilotfish, "repo", True),
         "pilotfish-comments": (pilotfish, "comments", True),
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),

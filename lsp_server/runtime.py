@@ -15,9 +15,10 @@ from . import adapters, paths
 from .engine.backends import load_generator
 from .engine.device import pick_device
 from .engine.engine import CompletionEngine
+from .engine.templates import ContextStyle
 from .hover import Explainer, HoverResult
 from .indexing import IndexService
-from .models.registry import context_everywhere, served_retrieval
+from .models.registry import ServedRetrieval, context_everywhere, served_retrieval
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Runtime:
                         log.exception("could not apply the adapter; serving the base model")
                 self._engine = CompletionEngine(
                     generator, self.settings.completion, self._retrieve if self.index else None,
+                    context_style=self._served_style,
                     context_at_line_start=True if self.context_everywhere else None,
                 )
                 self.load_seconds = time.monotonic() - started
@@ -89,11 +91,18 @@ class Runtime:
         """The engine if it is loaded, without loading it."""
         return self._engine
 
-    def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
-        assert self.index is not None
+    def _served(self) -> ServedRetrieval:
+        """What the model is served now (with the adapter, if one is loaded)."""
         engine = self._engine
         adapter = engine is not None and engine.generator.adapter is not None
-        served = served_retrieval(self.settings.model.name, adapter=adapter)
+        return served_retrieval(self.settings.model.name, adapter=adapter)
+
+    def _served_style(self) -> ContextStyle:
+        return self._served().context_style
+
+    def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
+        assert self.index is not None
+        served = self._served()
         return self.index.retrieve(ctx, budget_tokens=budget_tokens,
                                    similar_code=served.similar_code,
                                    only_similar=served.only_similar)

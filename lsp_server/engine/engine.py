@@ -118,7 +118,7 @@ class CompletionEngine:
         retrieve: RetrieveFn | None = None,
         *,
         cache_size: int = 256,
-        context_style: ContextStyle = "repo",
+        context_style: ContextStyle | Callable[[], ContextStyle] = "repo",
         context_at_line_start: bool | None = None,
     ) -> None:
         template = template_for(generator.has_token)
@@ -130,9 +130,9 @@ class CompletionEngine:
         self.generator = generator
         self.settings = settings
         self.retrieve = retrieve
-        # How snippets are shown; "comments" measured no better than the repository-level
-        # format with Qwen2.5-Coder (BENCHMARKS.md), so the server keeps the default.
-        self.context_style: ContextStyle = context_style
+        # How snippets are shown, or a function that says it per request (the server's: the
+        # model's format, or the repository-level one an adapter was trained on).
+        self.context_style: ContextStyle | Callable[[], ContextStyle] = context_style
         # Retrieved context where nothing is typed on the line yet: None means only when an
         # adapter (trained with it there) is served; the base model does better without it.
         self.context_at_line_start = context_at_line_start
@@ -164,6 +164,11 @@ class CompletionEngine:
         if isinstance(prepared, Completion):
             return prepared
         return self.run(prepared, cancel or threading.Event())
+
+    def _style(self) -> ContextStyle:
+        """How this request's snippets are shown (``context_style``, called if a function)."""
+        style = self.context_style
+        return style() if callable(style) else style
 
     def prepare(self, request: CompletionRequest) -> Completion | Pending:
         """The stages before the model: a finished completion, or what the model must do."""
@@ -224,7 +229,7 @@ class CompletionEngine:
 
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
         prompt = build_prompt(ctx_for_prompt, self.template, self.count_tokens, budget, snippets,
-                              style=self.context_style)
+                              style=self._style())
         if self.retrieve is None and shows_context(ctx, budget):
             prompt = replace(prompt, context_note="none: no repository index for this file")
         t = lap("prompt", t)

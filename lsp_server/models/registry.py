@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.templates import ContextStyle
+
 
 @dataclass(frozen=True, kw_only=True)
 class BundlePart:
@@ -34,6 +36,12 @@ class Bundle:
     line. False: it is shown only the windows of other code more like the cursor's lines than
     its own file (none when the file looks more alike); measured for the 0.5B: BENCHMARKS.md,
     "Completion quality", 2026-12-07. An adapter gets what it was trained on (definitions)."""
+    context_style: ContextStyle = "repo"
+    """How the base model is shown retrieved snippets: the repository-level format
+    (``<|file_sep|>`` before each file) or ``comments`` (the lines commented out at the top of
+    the file's prefix). Measured for the 0.5B on three histories: BENCHMARKS.md, "Completion
+    quality", session 9. An adapter gets the format it was trained on (the repository-level
+    one, what ``training`` builds)."""
 
 
 def _parts(prefix: str, version: str, count: int, member: str) -> tuple[BundlePart, ...]:
@@ -62,6 +70,7 @@ BUNDLES: dict[str, Bundle] = {
             description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (default on CPU)",
             context_everywhere=False,
             definitions_in_prompt=False,
+            context_style="comments",
         ),
         Bundle(
             name="qwen2.5-coder-1.5b",
@@ -95,12 +104,19 @@ class ServedRetrieval:
 
     similar_code: bool  # similar code leads (models that use context everywhere)
     only_similar: bool  # similar code alone (models that definitions cost)
+    context_style: ContextStyle = "repo"  # how the snippets are shown
 
 
 def served_retrieval(model: str, *, adapter: bool = False) -> ServedRetrieval:
-    """How ``model`` is served: definitions come back with an adapter (trained on them)."""
+    """How ``model`` is served; with an adapter, what it was trained on.
+
+    That is definitions, in the repository-level format (what ``training`` builds).
+    """
+    bundle = BUNDLES.get(model)
+    style: ContextStyle = bundle.context_style if bundle and not adapter else "repo"
     return ServedRetrieval(similar_code=context_everywhere(model),
-                           only_similar=not definitions_in_prompt(model) and not adapter)
+                           only_similar=not definitions_in_prompt(model) and not adapter,
+                           context_style=style)
 
 
 def context_everywhere(model: str) -> bool:

@@ -160,6 +160,24 @@ def test_base_model_gets_no_context_at_line_start_adapters_do(
     assert alone.prompt.context_note == "none: no repository index for this file"
 
 
+def test_context_style_is_asked_per_request(generator: TransformersGenerator) -> None:
+    """The server passes a function: an adapter loaded later changes the format at once."""
+    from pilotfish.code_index.types import Snippet
+
+    snippet = Snippet(path="lib.py", start_line=1, end_line=1, text="def area(r): ...",
+                      score=1.0, source="symbol", reason="t")
+    styles = ["comments", "repo"]
+    engine = CompletionEngine(generator, CompletionSettings(max_tokens=2),
+                              lambda ctx, budget: [snippet], context_style=lambda: styles[0])
+    first = engine.prepare(at_end("x = ", key="a"))
+    styles.pop(0)
+    second = engine.prepare(at_end("y = ", key="b"))
+    assert isinstance(first, Pending) and isinstance(second, Pending)
+    assert "# def area(r): ..." in first.prompt.text and "<|file_sep|>" not in first.prompt.text
+    assert "<|file_sep|>lib.py\ndef area(r): ..." in second.prompt.text
+    assert first.prompt.template_version.endswith("-comments")
+
+
 def test_typing_through_makes_no_model_call(generator: TransformersGenerator) -> None:
     engine = engine_for(generator)
     text = "import os\nprint("

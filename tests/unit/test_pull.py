@@ -139,6 +139,9 @@ def test_served_retrieval_per_model_and_adapter() -> None:
     """The 0.5B: similar code only, definitions again with an adapter (trained on them)."""
     from pilotfish.lsp_server.models.registry import ServedRetrieval, served_retrieval
 
-    assert served_retrieval("qwen2.5-coder-0.5b") == ServedRetrieval(False, True)
-    assert served_retrieval("qwen2.5-coder-0.5b", adapter=True) == ServedRetrieval(False, False)
-    assert served_retrieval("qwen2.5-coder-1.5b") == ServedRetrieval(True, False)
+    assert served_retrieval("qwen2.5-coder-0.5b") == ServedRetrieval(False, True, "comments")
+    # An adapter gets what it was trained on: definitions, in the repository-level format.
+    assert served_retrieval("qwen2.5-coder-0.5b", adapter=True) == ServedRetrieval(
+        False, False, "repo")
+    assert served_retrieval("qwen2.5-coder-1.5b") == ServedRetrieval(True, False, "repo")
+    assert served_retrieval("/models/other.gguf") == ServedRetrieval(True, False, "repo")

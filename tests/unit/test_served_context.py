@@ -16,11 +16,13 @@ USAGE = ("from engine import CompletionEngine\n\n\ndef test_runs_once(gen, setti
          "    first = engine.complete(make_request('x = '))\n")
 
 
-@pytest.mark.parametrize(("model", "definitions"), [
-    ("qwen2.5-coder-0.5b", False),  # similar code only (BENCHMARKS.md, Completion quality)
-    ("qwen2.5-coder-1.5b", True),
+@pytest.mark.parametrize(("model", "definitions", "style"), [
+    # similar code only, as comments (BENCHMARKS.md, Completion quality)
+    ("qwen2.5-coder-0.5b", False, "comments"),
+    ("qwen2.5-coder-1.5b", True, "repo"),
 ])
-def test_mid_line_context_per_model(tmp_path: Path, model: str, definitions: bool) -> None:
+def test_mid_line_context_per_model(tmp_path: Path, model: str, definitions: bool,
+                                    style: str) -> None:
     root = tmp_path / "repo"
     (root / "tests").mkdir(parents=True)
     (root / "engine.py").write_text(DEFINITION)
@@ -49,5 +51,6 @@ def test_mid_line_context_per_model(tmp_path: Path, model: str, definitions: boo
         assert snippets == (everything if definitions else alike)
         assert all(s.source == "similar" for s in alike)
         assert len(everything) > len(alike)  # definitions besides the windows
+        assert runtime._served_style() == style  # how the engine shows them (no adapter)
     finally:
         runtime.close()
