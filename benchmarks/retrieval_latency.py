@@ -68,14 +68,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]:
-    rng = random.Random(seed)
-    files = [
+def python_files(index: Index) -> list[str]:
+    """The corpus's Python files, as the index lists them."""
+    return [
         r[0]
         for r in index.store.reader().execute(
             "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path"
         )
     ]
+
+
+def cursor_at(root: Path, rel: str, lines: list[str], line: int, col: int) -> CursorContext:
+    """The cursor at 0-based ``line`` and ``col`` of the file ``rel`` (its ``lines``)."""
+    text = lines[line]
+    return CursorContext(
+        prefix="\n".join(lines[:line]) + "\n" + text[:col],
+        suffix=text[col:] + "\n" + "\n".join(lines[line + 1 :]),
+        language="python",
+        path=str(root / rel),
+        repo_root=str(root),
+        line=line,
+    )
+
+
+def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]:
+    """Random cursors: a random line and column of a random Python file."""
+    rng = random.Random(seed)
+    files = python_files(index)
     out = []
     while len(out) < n:
         rel = rng.choice(files)
@@ -83,32 +102,14 @@ def contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]
         if len(lines) < 20:
             continue
         line = rng.randrange(10, len(lines))
-        text = lines[line]
-        col = rng.randrange(0, len(text) + 1)
-        prefix = "\n".join(lines[:line]) + "\n" + text[:col]
-        suffix = text[col:] + "\n" + "\n".join(lines[line + 1 :])
-        out.append(
-            CursorContext(
-                prefix=prefix,
-                suffix=suffix,
-                language="python",
-                path=str(root / rel),
-                repo_root=str(root),
-                line=line,
-            )
-        )
+        out.append(cursor_at(root, rel, lines, line, rng.randrange(0, len(lines[line]) + 1)))
     return out
 
 
 def typing_contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorContext]:
     """Cursors as typing makes them: ten consecutive lines of a file, three points on each."""
     rng = random.Random(seed)
-    files = [
-        r[0]
-        for r in index.store.reader().execute(
-            "SELECT path FROM files WHERE origin='repo' AND language='python' ORDER BY path"
-        )
-    ]
+    files = python_files(index)
     out: list[CursorContext] = []
     while len(out) < n:
         rel = rng.choice(files)
@@ -120,11 +121,7 @@ def typing_contexts(index: Index, root: Path, n: int, seed: int) -> list[CursorC
             text = lines[line]
             indent = len(text) - len(text.lstrip())
             for col in dict.fromkeys((indent, (indent + len(text)) // 2, len(text))):
-                out.append(CursorContext(
-                    prefix="\n".join(lines[:line]) + "\n" + text[:col],
-                    suffix=text[col:] + "\n" + "\n".join(lines[line + 1 :]),
-                    language="python", path=str(root / rel), repo_root=str(root), line=line,
-                ))
+                out.append(cursor_at(root, rel, lines, line, col))
     return out[:n]
 
 
