@@ -62,7 +62,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -283,7 +283,6 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 def conditions_for(
     names: Sequence[str], service: IndexService, jaccard: Jaccard, model: str,
-    count_tokens: Callable[[str], int] | None = None,
 ) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]]:
     """Each named condition's retriever, snippet style and line-start rule.
 
@@ -300,9 +299,7 @@ def conditions_for(
     everywhere = context_everywhere(model)
 
     def served(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
-        # Fitted with the model's token counts, as the server does (``count_tokens``).
-        return service.retrieve(ctx, budget_tokens=budget, count_tokens=count_tokens,
-                                similar_code=policy.similar_code,
+        return service.retrieve(ctx, budget_tokens=budget, similar_code=policy.similar_code,
                                 only_similar=policy.only_similar)
 
     def similar(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
@@ -416,8 +413,7 @@ def run(
                 CursorContext(prefix="\n".join(doc.split("\n")[: case.line + 1]), suffix="",
                               language="python", path=str(root / case.path)), 0)
             row["jaccard_top"] = round(baseline[0].score, 4) if baseline else 0.0
-            chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name,
-                                    generator.count_tokens)
+            chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, completion, retrieve, context_style=style,
                                           context_at_line_start=line_start)

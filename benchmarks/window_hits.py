@@ -77,8 +77,7 @@ def count(repo_root: Path, conditions: list[str], commits: int, cross: int, seed
             # The line starts with what is typed: a lookup by that finds it where it exists.
             elsewhere = len(typed.strip()) >= 3 and any(
                 target in lines for rel, lines in files[case.parent].items() if rel != case.path)
-            chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name,
-                                    generator.count_tokens)
+            chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name)
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, CompletionSettings(), retrieve,
                                           context_style=style, context_at_line_start=line_start)

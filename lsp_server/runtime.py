@@ -103,11 +103,7 @@ class Runtime:
     def _retrieve(self, ctx: CursorContext, budget_tokens: int) -> list[Snippet]:
         assert self.index is not None
         served = self._served()
-        engine = self._engine
-        # The model's own token counts: the index's estimate runs ~27% high on code, which
-        # left out a second window that fits the budget (BENCHMARKS.md, session 9).
         return self.index.retrieve(ctx, budget_tokens=budget_tokens,
-                                   count_tokens=engine.count_tokens if engine else None,
                                    similar_code=served.similar_code,
                                    only_similar=served.only_similar)
 
