@@ -189,18 +189,15 @@ def main() -> None:
     index.retriever.warm()  # what a build or the server's start does
     result["warm_seconds"] = round(time.perf_counter() - t0, 1)
     ctxs = contexts(index, args.corpus, args.queries, args.seed)
-    result["symbol_lexical"] = measure(index, ctxs)
-    print(json.dumps(result["symbol_lexical"]), flush=True)
-    if args.similar:
-        result["with_similar_code"] = measure(index, ctxs, similar=True)
-        print(json.dumps(result["with_similar_code"]), flush=True)
-        result["similar_code_only"] = measure(index, ctxs, only_similar=True)
-        print(json.dumps(result["similar_code_only"]), flush=True)
+    # (name, similar code leading, similar code alone): the retrieval paths served (registry.py)
+    paths = [("symbol_lexical", False, False)] + (
+        [("with_similar_code", True, False), ("similar_code_only", False, True)]
+        if args.similar else [])
+    for name, similar, only in paths:
+        result[name] = measure(index, ctxs, similar=similar, only_similar=only)
+        print(json.dumps(result[name]), flush=True)
     if args.typing:
         typed = typing_contexts(index, args.corpus, args.queries, args.seed)
-        paths = [("symbol_lexical", False, False)] + (
-            [("with_similar_code", True, False), ("similar_code_only", False, True)]
-            if args.similar else [])
         result["typing"] = {name: measure(index, typed, similar=similar, only_similar=only)
                             for name, similar, only in paths}
         print(json.dumps({"typing": result["typing"]}), flush=True)
