@@ -45,7 +45,8 @@ Scored on the completion's first line against the held-out line: exact match, ed
 Prints one JSON line per case, then Markdown tables (all lines, cross-file lines, other lines).
 Each completion records a digest of its prompt (with the model, backend and limits); ``--reuse``
 with an earlier run's ``--json`` (same case options) keeps the predictions whose prompt is
-unchanged, so measuring a retrieval change costs model time only on the lines it changed.
+unchanged, so measuring a retrieval change costs model time only on the lines it changed;
+within a run, conditions that send the same prompt run the model once.
 The sample is stratified (``--cross`` of the lines are cross-file), so "all" is not the
 history's natural mix.
 """
@@ -400,6 +401,7 @@ def run(
         completion = CompletionSettings()
         jaccards: dict[str, Jaccard] = {}
         rows: list[dict[str, object]] = []
+        done: dict[str, str] = {}  # this run's predictions by prompt digest
         for case in cases:
             service = trees.get(case.parent)
             root = service.repo_root
@@ -428,14 +430,21 @@ def run(
                 if digest and isinstance(earlier, dict) and earlier.get("prompt") == digest:
                     row[name] = {**earlier, "reused": True}  # the same prompt, greedy: same text
                     continue
-                result = (prepared if isinstance(prepared, Completion)
-                          else engine.run(prepared, threading.Event()))
-                first = result.text.split("\n", 1)[0] if result.text else ""
+                if digest and digest in done:  # another condition sent this prompt: same text
+                    first, seconds = done[digest], 0.0
+                    shown = prepared.prompt.snippets if isinstance(prepared, Pending) else ()
+                else:
+                    result = (prepared if isinstance(prepared, Completion)
+                              else engine.run(prepared, threading.Event()))
+                    first = result.text.split("\n", 1)[0] if result.text else ""
+                    seconds, shown = time.perf_counter() - started, tuple(result.snippets)
+                    if digest:
+                        done[digest] = first
                 row[name] = {
                     "prediction": first,
-                    "seconds": round(time.perf_counter() - started, 2),
-                    "snippets": [f"{s.path}:{s.start_line}-{s.end_line}" for s in result.snippets],
-                    "reasons": [s.reason for s in result.snippets],
+                    "seconds": round(seconds, 2),
+                    "snippets": [f"{s.path}:{s.start_line}-{s.end_line}" for s in shown],
+                    "reasons": [s.reason for s in shown],
                     "prompt": digest,
                     **{k: round(v, 4) for k, v in score(first, target).items()},
                 }

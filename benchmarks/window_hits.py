@@ -53,7 +53,9 @@ def lines_by_file(jaccard: Jaccard) -> dict[str, set[str]]:
 
 
 def count(repo_root: Path, conditions: list[str], commits: int, cross: int, seed: int,
-          position: str) -> dict[str, dict[str, int]]:
+          position: str, rows: list[dict[str, object]] | None = None
+          ) -> dict[str, dict[str, int]]:
+    """Per condition, how many cross-file lines its snippets hold; ``rows`` gets each line's."""
     settings = Settings().model
     generator = load_generator(settings)  # its tokenizer budgets the prompt; it never runs
     totals: dict[str, dict[str, int]] = {}
@@ -78,6 +80,8 @@ def count(repo_root: Path, conditions: list[str], commits: int, cross: int, seed
             elsewhere = len(typed.strip()) >= 3 and any(
                 target in lines for rel, lines in files[case.parent].items() if rel != case.path)
             chosen = conditions_for(conditions, service, jaccards[case.parent], settings.name)
+            detail: dict[str, object] = {"repo": repo_root.name, "path": case.path,
+                                         "line": case.line + 1, "target": target}
             for name, (retrieve, style, line_start) in chosen.items():
                 engine = CompletionEngine(generator, CompletionSettings(), retrieve,
                                           context_style=style, context_at_line_start=line_start)
@@ -95,6 +99,11 @@ def count(repo_root: Path, conditions: list[str], commits: int, cross: int, seed
                 row["shown"] += bool(shown)
                 row["elsewhere"] += elsewhere
                 row["elsewhere shown"] += elsewhere and line_hit
+                detail[name] = {"line": line_hit, "name": name_hit,
+                                "snippets": [f"{s.path}:{s.start_line}-{s.end_line}"
+                                             for s in shown]}
+            if rows is not None:
+                rows.append(detail)
     finally:
         trees.close()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -111,13 +120,15 @@ def main() -> None:
                         default="before-name")
     parser.add_argument("--conditions", default="jaccard,pilotfish",
                         help=f"comma-separated: jaccard, pilotfish, {', '.join(EXTRA_CONDITIONS)}")
-    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None,
+                        help="write the totals and each line's snippets and hits")
     args = parser.parse_args()
     conditions = [c for c in args.conditions.split(",") if c and c != "in-file"]
     totals: dict[str, dict[str, int]] = {}
+    lines: list[dict[str, object]] = []
     for repo in args.repo:
         for name, row in count(repo.resolve(), conditions, args.commits, args.cross, args.seed,
-                               args.position).items():
+                               args.position, lines).items():
             into = totals.setdefault(name, dict.fromkeys(row, 0))
             for key, value in row.items():
                 into[key] += value
@@ -130,7 +141,7 @@ def main() -> None:
               f"{row['next name']} ({100 * row['next name'] / n:.1f}%) | {row['shown']} | "
               f"{row['elsewhere shown']} of {row['elsewhere']} |")
     if args.json:
-        args.json.write_text(json.dumps(totals, indent=2))
+        args.json.write_text(json.dumps({"totals": totals, "rows": lines}, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 from . import fusion
 from .languages import normalize_language
 from .pytypes import TypeHint, return_annotation, scan_types
-from .similar import QUERY_LINES, WindowCache, in_file_floor, query_identifiers
+from .similar import QUERY_LINES, CursorLines, WindowCache, in_file_floor, query_identifiers
 from .store import Store, fts_query
 from .symbols import KEYWORDS, identifiers_in
 from .types import Citation, CursorContext, Snippet, SnippetSource
@@ -1545,10 +1545,11 @@ class Retriever:
         whole text is cut into the fixed windows the Jaccard baseline uses (chunk boundaries
         would make an import line the best "window"), cached per file. Only files of the
         cursor's language (the index's, else ``language``): a Python line is not completed from
-        the rows of a text file.
+        the rows of a text file. Each window is shown aligned on the cursor's lines (similar.py).
         """
         query = query_identifiers(prefix)
         floor = in_file_floor(prefix, suffix, query)
+        cursor = CursorLines.of(prefix)
         near: list[str] = []
         language = language or None  # unknown: every language
         if cur_rel is not None:
@@ -1588,14 +1589,15 @@ class Retriever:
         found: list[tuple[float, Candidate]] = []
         for path in dict.fromkeys([*near, *lexical]):
             for window in self._windows.top(self.root / path, query, per_file,
-                                            matched.get(path)):
+                                            matched.get(path), cursor):
                 if window.score <= floor:
                     break
                 found.append((window.score, Candidate(
                     path=path, abs_path=self._abs(path, "repo"), start_line=window.start,
                     end_line=window.end, text=window.text, source="similar",
                     reason=(f"code like the lines before the cursor (jaccard "
-                            f"{window.score:.2f}; the file's own best {floor:.2f})"),
+                            f"{window.score:.2f}; the file's own best {floor:.2f}), shown around "
+                            "where the cursor's line would be"),
                 )))
         found.sort(key=lambda item: -item[0])
         return [c for _, c in found[:limit]]

@@ -10,6 +10,13 @@ cross-file lines from 15 % (the file alone) to 35 %; definitions alone to 20 %.
 Candidate files are the cursor's folder when it is small and the files the lexical index finds
 for the cursor lines' rarer terms, so a query costs one FTS5 lookup and a few cached files'
 window sets, not a scan of the repository (``Retriever._similar_candidates``).
+
+A window is chosen by its identifiers but shown *aligned*: around the line where the cursor
+would be in it (the line after the one most like the cursor's previous lines, or the one that
+starts as the cursor's line is typed), ``SHOW_BEFORE`` lines before it and ``SHOW_AFTER`` from
+it. The fixed window often ends where the lines that matter begin: the baseline showed them by
+chance, as the next overlapping window. Measured on three histories with the 0.5B (BENCHMARKS.md,
+"Completion quality", session 10).
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from pathlib import Path
 WINDOW_LINES = 20
 STRIDE = 10
 QUERY_LINES = 20
+SHOW_BEFORE = 12  # lines of an aligned window before the cursor's place in it
+SHOW_AFTER = 8  # from the cursor's place on: what the next lines are like
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -43,6 +52,20 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     shared = len(a & b)
     union = len(a) + len(b) - shared
     return shared / union if union else 0.0
+
+
+@dataclass(frozen=True)
+class CursorLines:
+    """What a window is aligned on: the cursor's previous lines and what its line holds."""
+
+    before: tuple[str, ...]  # nearest last, stripped
+    typed: str  # the cursor's line up to the cursor, stripped
+
+    @classmethod
+    def of(cls, prefix: str, lines: int = 2) -> CursorLines:
+        """The ``lines`` lines before the cursor's and its typed part, from the prefix."""
+        *before, typed = prefix.split("\n")[-(lines + 1):]
+        return cls(tuple(line.strip() for line in before), typed.strip())
 
 
 IN_FILE_BEFORE = 120
@@ -97,6 +120,39 @@ class FileWindows:
     stride: int = STRIDE
     sets: dict[int, frozenset[str]] = field(default_factory=dict)
     _blocks: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+    _line_sets: dict[int, frozenset[str]] = field(default_factory=dict, repr=False)
+
+    def _line_like(self, at: int, want: str, want_ids: frozenset[str]) -> float:
+        """How much line ``at`` looks like ``want`` (stripped): 1 the same, else 0.9 x Jaccard."""
+        line = self.lines[at].strip()
+        if not line or not want:
+            return 0.0
+        if line == want:
+            return 1.0
+        ids = self._line_sets.get(at)
+        if ids is None:
+            ids = self._line_sets[at] = identifier_set(line)
+        return 0.9 * jaccard(ids, want_ids)
+
+    def place(self, lo: int, hi: int, cursor: CursorLines) -> int:
+        """The 0-based line of ``lo``..``hi`` most like the cursor's line's place.
+
+        Scored by how much the lines before it look like the cursor's previous lines (the
+        nearest counts most) and, once something is typed, whether it starts the same way.
+        Ties go to the first.
+        """
+        wants = [(want, identifier_set(want)) for want in reversed(cursor.before)]
+        typed_ids = identifier_set(cursor.typed)
+        best, best_at = -1.0, lo
+        for at in range(max(lo, 1), min(hi, len(self.lines))):
+            score = sum(self._line_like(at - back, want, ids) / back
+                        for back, (want, ids) in enumerate(wants, 1) if at - back >= 0)
+            if cursor.typed:
+                score += (2.0 if self.lines[at].strip().startswith(cursor.typed)
+                          else 0.5 * self._line_like(at, cursor.typed, typed_ids))
+            if score > best:
+                best, best_at = score, at
+        return best_at
 
     def _block(self, at: int) -> frozenset[str]:
         # Windows overlap by half: tokenise stride-long blocks once and take unions (one regex
@@ -129,12 +185,15 @@ class FileWindows:
         found = self.top(query, 1)
         return found[0] if found else None
 
-    def top(self, query: frozenset[str], k: int = 1, near: Iterable[tuple[int, int]] | None = None
-            ) -> list[Window]:
+    def top(self, query: frozenset[str], k: int = 1, near: Iterable[tuple[int, int]] | None = None,
+            cursor: CursorLines | None = None) -> list[Window]:
         """The ``k`` best windows that do not overlap, best first, 1-based lines.
 
         ``near``: only the windows around these 1-based line ranges (``starts_near``), what a
-        huge file is searched by. Empty where no window shares an identifier with ``query``.
+        huge file is searched by. ``cursor``: each window is shown aligned on it (the module's
+        docstring), its lines and text those around the cursor's place in the window or the
+        ``stride`` lines after it; its score stays the window's. Empty where no window shares
+        an identifier with ``query``.
         """
         if not self.lines:
             return []
@@ -148,10 +207,14 @@ class FileWindows:
         for score, at in scored:
             if score <= 0 or len(out) >= k:
                 break
-            body = self.lines[at : at + self.size]
+            first, last = at, at + self.size
+            if cursor is not None:
+                place = self.place(at, at + self.size + self.stride, cursor)
+                first, last = max(0, place - SHOW_BEFORE), place + SHOW_AFTER
+            body = self.lines[first:last]
             while body and not body[-1].strip():
                 body = body[:-1]
-            window = Window(at + 1, at + len(body), "\n".join(body), score)
+            window = Window(first + 1, first + len(body), "\n".join(body), score)
             if all(window.end < w.start or w.end < window.start for w in out):
                 out.append(window)
         return out
@@ -169,11 +232,12 @@ class WindowCache:
         self._lock = threading.Lock()
 
     def top(self, path: Path, query: frozenset[str], k: int = 1,
-            near: Iterable[tuple[int, int]] | None = None) -> list[Window]:
+            near: Iterable[tuple[int, int]] | None = None,
+            cursor: CursorLines | None = None) -> list[Window]:
         """The ``k`` best windows of the file at ``path`` that do not overlap.
 
-        ``near``: only those around these line ranges (FileWindows.top). Empty where the file
-        is unreadable or shares nothing with ``query``.
+        ``near`` and ``cursor`` as FileWindows.top. Empty where the file is unreadable or
+        shares nothing with ``query``.
         """
         try:
             stat = path.stat()
@@ -197,4 +261,4 @@ class WindowCache:
                 self._files[path] = (key, windows)
                 while len(self._files) > self._max:
                     self._files.popitem(last=False)
-        return windows.top(query, k, near)
+        return windows.top(query, k, near, cursor)

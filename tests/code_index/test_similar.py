@@ -9,6 +9,9 @@ import pytest
 from pilotfish.code_index.config import IndexConfig
 from pilotfish.code_index.indexer import Index
 from pilotfish.code_index.similar import (
+    SHOW_AFTER,
+    SHOW_BEFORE,
+    CursorLines,
     FileWindows,
     identifier_set,
     in_file_floor,
@@ -71,6 +74,45 @@ def test_windows_near_line_ranges_only_score_those() -> None:
     computed = FileWindows(lines, size=10, stride=5)
     computed.top(query, 1, near=[(150, 152)])
     assert set(computed.sets) == set(computed.starts_near([(150, 152)]))  # nothing else read
+
+
+def _block_then_answer() -> tuple[list[str], str]:
+    """Another file: a block like the cursor's lines ending a window, the answer after it."""
+    lines = [f"filler_{i} = {i}" for i in range(60)]
+    block = ["conn = pool.acquire(origin)", "conn.send(request)", "status = conn.read_status()"]
+    lines[17:20] = block
+    lines[20] = "return Response(status, conn.read_body())"
+    return lines, "\n".join(["def fetch(pool, origin, request):", *block])
+
+
+def test_a_window_is_shown_around_the_cursors_place_in_it() -> None:
+    lines, prefix = _block_then_answer()
+    query = identifier_set(prefix)
+    windows = FileWindows(lines, size=20, stride=10)
+    fixed = windows.best(query)
+    assert fixed is not None and "return Response" not in fixed.text  # the window ends before it
+    shown = windows.top(query, 1, cursor=CursorLines.of(prefix + "\n    "))[0]
+    place = 21  # 1-based line of the answer: after the line like the cursor's previous one
+    assert (shown.start, shown.end) == (place - SHOW_BEFORE, place + SHOW_AFTER - 1)
+    assert "return Response(status, conn.read_body())" in shown.text
+    assert shown.text == "\n".join(lines[shown.start - 1 : shown.end])
+    assert shown.score == fixed.score  # chosen by the window, only shown elsewhere
+
+
+def test_the_typed_part_of_the_line_picks_between_equal_places() -> None:
+    lines = [f"filler_{i} = {i}" for i in range(40)]
+    lines[10:12] = ["status = conn.read_status()", "return Response(status)"]
+    lines[20:22] = ["status = conn.read_status()", "raise ProtocolError(status)"]
+    windows = FileWindows(lines, size=20, stride=10)
+    cursor = CursorLines(before=("status = conn.read_status()",), typed="raise Pro")
+    assert windows.place(0, 30, cursor) == 21  # 0-based: the raise, not the first return
+    assert windows.place(0, 30, CursorLines(("status = conn.read_status()",), "")) == 11
+
+
+def test_cursor_lines_are_the_previous_lines_and_the_typed_part() -> None:
+    assert CursorLines.of("a = 1\n  b = 2\n    c = 3\n    ret") == CursorLines(
+        before=("b = 2", "c = 3"), typed="ret")
+    assert CursorLines.of("x") == CursorLines(before=(), typed="x")
 
 
 def test_short_text_is_one_window() -> None:
