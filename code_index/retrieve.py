@@ -1588,10 +1588,9 @@ class Retriever:
                 matched.setdefault(path, []).append((first, last))
         found: list[tuple[float, Candidate]] = []
         for path in dict.fromkeys([*near, *lexical]):
+            # Only windows above the file's own are aligned (most are not: aligning is the cost).
             for window in self._windows.top(self.root / path, query, per_file,
-                                            matched.get(path), cursor):
-                if window.score <= floor:
-                    break
+                                            matched.get(path), cursor, above=floor):
                 found.append((window.score, Candidate(
                     path=path, abs_path=self._abs(path, "repo"), start_line=window.start,
                     end_line=window.end, text=window.text, source="similar",

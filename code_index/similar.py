@@ -11,12 +11,12 @@ Candidate files are the cursor's folder when it is small and the files the lexic
 for the cursor lines' rarer terms, so a query costs one FTS5 lookup and a few cached files'
 window sets, not a scan of the repository (``Retriever._similar_candidates``).
 
-A window is chosen by its identifiers but shown *aligned*: around the line where the cursor
-would be in it (the line after the one most like the cursor's previous lines, or the one that
-starts as the cursor's line is typed), ``SHOW_BEFORE`` lines before it and ``SHOW_AFTER`` from
-it. The fixed window often ends where the lines that matter begin: the baseline showed them by
-chance, as the next overlapping window. Measured on three histories with the 0.5B (BENCHMARKS.md,
-"Completion quality", session 10).
+A window is chosen by its identifiers but shown *aligned*: around the line where the cursor would be
+in it (the line after the one most like the cursor's previous lines, or the one that starts as the
+cursor's line is typed), ``SHOW_BEFORE`` lines before it and ``SHOW_AFTER`` from it (as many lines
+at either end of the file). The fixed window often ends where the lines that matter begin: the
+baseline showed them by chance, as the next overlapping window. Measured on three histories with the
+0.5B (BENCHMARKS.md, "Completion quality", session 10).
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ class CursorLines:
 
     before: tuple[str, ...]  # nearest last, stripped
     typed: str  # the cursor's line up to the cursor, stripped
+    before_ids: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
+    typed_ids: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # tokenised once per retrieval, not once per window
+        object.__setattr__(self, "before_ids", tuple(map(identifier_set, self.before)))
+        object.__setattr__(self, "typed_ids", identifier_set(self.typed))
 
     @classmethod
     def of(cls, prefix: str, lines: int = 2) -> CursorLines:
@@ -141,15 +147,14 @@ class FileWindows:
         nearest counts most) and, once something is typed, whether it starts the same way.
         Ties go to the first.
         """
-        wants = [(want, identifier_set(want)) for want in reversed(cursor.before)]
-        typed_ids = identifier_set(cursor.typed)
+        wants = list(zip(reversed(cursor.before), reversed(cursor.before_ids), strict=True))
         best, best_at = -1.0, lo
         for at in range(max(lo, 1), min(hi, len(self.lines))):
             score = sum(self._line_like(at - back, want, ids) / back
                         for back, (want, ids) in enumerate(wants, 1) if at - back >= 0)
             if cursor.typed:
                 score += (2.0 if self.lines[at].strip().startswith(cursor.typed)
-                          else 0.5 * self._line_like(at, cursor.typed, typed_ids))
+                          else 0.5 * self._line_like(at, cursor.typed, cursor.typed_ids))
             if score > best:
                 best, best_at = score, at
         return best_at
@@ -186,14 +191,15 @@ class FileWindows:
         return found[0] if found else None
 
     def top(self, query: frozenset[str], k: int = 1, near: Iterable[tuple[int, int]] | None = None,
-            cursor: CursorLines | None = None) -> list[Window]:
+            cursor: CursorLines | None = None, above: float = 0.0) -> list[Window]:
         """The ``k`` best windows that do not overlap, best first, 1-based lines.
 
         ``near``: only the windows around these 1-based line ranges (``starts_near``), what a
         huge file is searched by. ``cursor``: each window is shown aligned on it (the module's
         docstring), its lines and text those around the cursor's place in the window or the
-        ``stride`` lines after it; its score stays the window's. Empty where no window shares
-        an identifier with ``query``.
+        ``stride`` lines after it; its score stays the window's. Only windows scoring over
+        ``above``: empty where none does (by default, where none shares an identifier with
+        ``query``).
         """
         if not self.lines:
             return []
@@ -205,12 +211,13 @@ class FileWindows:
             self._blocks.clear()  # every window is computed: the blocks are not needed again
         out: list[Window] = []
         for score, at in scored:
-            if score <= 0 or len(out) >= k:
+            if score <= above or len(out) >= k:
                 break
             first, last = at, at + self.size
-            if cursor is not None:
+            if cursor is not None:  # as many lines as a window, also at either end of the file
                 place = self.place(at, at + self.size + self.stride, cursor)
-                first, last = max(0, place - SHOW_BEFORE), place + SHOW_AFTER
+                first = max(0, min(place - SHOW_BEFORE, len(self.lines) - SHOW_BEFORE - SHOW_AFTER))
+                last = first + SHOW_BEFORE + SHOW_AFTER
             body = self.lines[first:last]
             while body and not body[-1].strip():
                 body = body[:-1]
@@ -233,10 +240,10 @@ class WindowCache:
 
     def top(self, path: Path, query: frozenset[str], k: int = 1,
             near: Iterable[tuple[int, int]] | None = None,
-            cursor: CursorLines | None = None) -> list[Window]:
+            cursor: CursorLines | None = None, above: float = 0.0) -> list[Window]:
         """The ``k`` best windows of the file at ``path`` that do not overlap.
 
-        ``near`` and ``cursor`` as FileWindows.top. Empty where the file is unreadable or
+        ``near``, ``cursor`` and ``above`` as FileWindows.top. Empty where the file is unreadable or
         shares nothing with ``query``.
         """
         try:
@@ -261,4 +268,4 @@ class WindowCache:
                 self._files[path] = (key, windows)
                 while len(self._files) > self._max:
                     self._files.popitem(last=False)
-        return windows.top(query, k, near, cursor)
+        return windows.top(query, k, near, cursor, above)

@@ -109,6 +109,26 @@ def test_the_typed_part_of_the_line_picks_between_equal_places() -> None:
     assert windows.place(0, 30, CursorLines(("status = conn.read_status()",), "")) == 11
 
 
+def test_only_windows_above_a_score_are_returned_and_aligned() -> None:
+    lines, prefix = _block_then_answer()
+    query, cursor = identifier_set(prefix), CursorLines.of(prefix + "\n")
+    windows = FileWindows(lines, size=20, stride=10)
+    best = windows.top(query, 2)
+    assert len(best) == 2 and best[1].score < best[0].score
+    assert [w.score for w in windows.top(query, 2, above=best[1].score)] == [best[0].score]
+    assert windows.top(query, 2, cursor=cursor, above=best[0].score) == []
+    assert not windows._line_sets  # nothing was aligned
+
+
+def test_an_aligned_window_keeps_its_length_at_the_files_start() -> None:
+    lines = [f"filler_{i} = {i}" for i in range(60)]
+    lines[1:4] = ["import socket", "import ssl", "from .base import Stream"]
+    prefix = "import socket\nimport ssl\nfrom .base import Stream"
+    shown = FileWindows(lines).top(identifier_set(prefix), 1,
+                                   cursor=CursorLines.of(prefix + "\n"))[0]
+    assert (shown.start, shown.end) == (1, SHOW_BEFORE + SHOW_AFTER)
+
+
 def test_cursor_lines_are_the_previous_lines_and_the_typed_part() -> None:
     assert CursorLines.of("a = 1\n  b = 2\n    c = 3\n    ret") == CursorLines(
         before=("b = 2", "c = 3"), typed="ret")
