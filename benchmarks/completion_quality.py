@@ -36,7 +36,8 @@ the model), ``pilotfish-similar-only`` (only the similar-code windows that beat 
 none: the file alone; the 0.5B's served ``pilotfish`` mid-line), ``jaccard-comments`` and
 ``pilotfish-comments-served`` (the baseline's and the served snippets as comment lines; the
 served ``pilotfish`` shows them as the model is served: comments for the 0.5B since session 9),
-``pilotfish-repo-served`` (the served snippets in the repository-level format). Each
+``pilotfish-repo-served`` (the served snippets in the repository-level format),
+``pilotfish-served-everywhere`` (the served snippets, as served, at a line's start too). Each
 row records every snippet's reason (similar-code windows give their Jaccard score there) and
 ``jaccard_top``, the baseline's best window score for the line.
 
@@ -86,7 +87,7 @@ EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
     "pilotfish-similar", "pilotfish-similar-only",
     "pilotfish-top2", "jaccard+pilotfish", "jaccard-comments", "pilotfish-comments-served",
-    "pilotfish-repo-served",
+    "pilotfish-repo-served", "pilotfish-served-everywhere",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
@@ -313,6 +314,7 @@ def conditions_for(
         "pilotfish": (served, policy.context_style, True if everywhere else None),
         "pilotfish-comments-served": (served, "comments", True if everywhere else None),
         "pilotfish-repo-served": (served, "repo", True if everywhere else None),
+        "pilotfish-served-everywhere": (served, policy.context_style, True),
         "pilotfish-always": (pilotfish, "repo", True),
         "pilotfish-comments": (pilotfish, "comments", True),
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),
