@@ -26,6 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 WINDOW_LINES = 20
@@ -60,12 +61,16 @@ class CursorLines:
 
     before: tuple[str, ...]  # nearest last, stripped
     typed: str  # the cursor's line up to the cursor, stripped
-    before_ids: tuple[frozenset[str], ...] = field(init=False, repr=False, compare=False)
-    typed_ids: frozenset[str] = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:  # tokenised once per retrieval, not once per window
-        object.__setattr__(self, "before_ids", tuple(map(identifier_set, self.before)))
-        object.__setattr__(self, "typed_ids", identifier_set(self.typed))
+    @cached_property
+    def before_ids(self) -> tuple[frozenset[str], ...]:
+        """The identifiers of ``before`` (once per retrieval, not once per window aligned)."""
+        return tuple(map(identifier_set, self.before))
+
+    @cached_property
+    def typed_ids(self) -> frozenset[str]:
+        """The identifiers of ``typed``."""
+        return identifier_set(self.typed)
 
     @classmethod
     def of(cls, prefix: str, lines: int = 2) -> CursorLines:

@@ -134,7 +134,7 @@ class CompletionEngine:
         # model's format, or the repository-level one an adapter was trained on).
         self.context_style: ContextStyle | Callable[[], ContextStyle] = context_style
         # Retrieved context where nothing is typed on the line yet: None means only when an
-        # adapter (trained with it there) is served; the base model does better without it.
+        # adapter (trained with it there) is served (the server passes the model's policy).
         self.context_at_line_start = context_at_line_start
         self._cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._cache_size = cache_size

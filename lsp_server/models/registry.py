@@ -30,7 +30,9 @@ class Bundle:
     context_everywhere: bool = True
     """Whether retrieved context helps this model even where nothing is typed on the line yet,
     led by the most similar window of other code (measured: BENCHMARKS.md, "Completion
-    quality"; the 0.5B does better from its file alone there)."""
+    quality"; off for the 0.5B, which did better from its file alone there with fixed windows;
+    with aligned ones it did better with them, session 10: turning it on also moves an
+    adapter's retrieval and training, see ``served_retrieval`` and ``training.pipeline``)."""
     definitions_in_prompt: bool = True
     """Whether definitions and API outlines help this model once something is typed on the
     line. False: it is shown only the windows of other code more like the cursor's lines than
