@@ -20,10 +20,9 @@ same settings (greedy decoding, default prompt budgets); only the ``retrieve`` c
   Python file of the parent tree, ranked by Jaccard similarity of their identifier sets with
   the 20 lines before the cursor, handed over as snippets (the prompt stage keeps what fits);
 * ``pilotfish``: :meth:`IndexService.retrieve` on the parent tree's index (no embeddings),
-  shown as the server shows it: for the 0.5B not where nothing is typed on the line; for models
-  whose registry entry uses context everywhere, at line start too, led by similar code; for
-  models whose entry leaves definitions out (the 0.5B), only the similar-code windows that beat
-  the file's own.
+  shown as the server shows it (at line start too): for models whose registry entry leaves
+  definitions out (the 0.5B), only the similar-code windows that beat the file's own, as
+  comments; for the others led by similar code.
 
 More conditions for presentation experiments (``--conditions``, comma-separated), all with
 the snippets shown at the start of a line too: ``pilotfish-always`` (as retrieved),
@@ -31,13 +30,15 @@ the snippets shown at the start of a line too: ``pilotfish-always`` (as retrieve
 the repository-level format), ``pilotfish-defs`` (only definitions: symbol and doc snippets, at
 most two), ``pilotfish-defs-comments`` (both), ``pilotfish-top2`` (the two best snippets,
 whatever their source), ``jaccard+pilotfish`` (the best Jaccard window, then pilotfish's snippets),
-``pilotfish-similar`` (led by similar code, as the context-everywhere models are served, whatever
+``pilotfish-similar`` (led by similar code, as the models with definitions are served, whatever
 the model), ``pilotfish-similar-only`` (only the similar-code windows that beat the file's own;
 none: the file alone; the 0.5B's served ``pilotfish`` mid-line), ``jaccard-comments`` and
 ``pilotfish-comments-served`` (the baseline's and the served snippets as comment lines; the
 served ``pilotfish`` shows them as the model is served: comments for the 0.5B since session 9),
 ``pilotfish-repo-served`` (the served snippets in the repository-level format),
-``pilotfish-served-everywhere`` (the served snippets, as served, at a line's start too). Each
+``pilotfish-not-at-line-start`` (the served snippets, but nothing where nothing is typed on the
+line: what the 0.5B was served before session 11; session 10's ``pilotfish-served-everywhere``
+is today's ``pilotfish``). Each
 row records every snippet's reason (similar-code windows give their Jaccard score there) and
 ``jaccard_top``, the baseline's best window score for the line.
 
@@ -76,7 +77,7 @@ from pilotfish.lsp_server.engine.engine import Completion, CompletionEngine, Pen
 from pilotfish.lsp_server.engine.generate import Generator
 from pilotfish.lsp_server.engine.templates import ContextStyle
 from pilotfish.lsp_server.indexing import IndexService
-from pilotfish.lsp_server.models.registry import context_everywhere, served_retrieval
+from pilotfish.lsp_server.models.registry import served_retrieval
 from pilotfish.lsp_server.settings import CompletionSettings, IndexSettings, Settings
 from pilotfish.training.evaluate import score
 from pilotfish.training.history import file_changes, first_parent_commits
@@ -87,7 +88,7 @@ EXTRA_CONDITIONS = (
     "pilotfish-always", "pilotfish-comments", "pilotfish-defs", "pilotfish-defs-comments",
     "pilotfish-similar", "pilotfish-similar-only",
     "pilotfish-top2", "jaccard+pilotfish", "jaccard-comments", "pilotfish-comments-served",
-    "pilotfish-repo-served", "pilotfish-served-everywhere",
+    "pilotfish-repo-served", "pilotfish-not-at-line-start",
 )
 METRICS = ("exact_match", "edit_similarity", "identifier_f1")
 DEF_KINDS = ("function", "method", "class", "constant")
@@ -285,20 +286,18 @@ def definitions_only(retrieve: RetrieveFn, keep: int = 2) -> RetrieveFn:
 
 def conditions_for(
     names: Sequence[str], service: IndexService, jaccard: Jaccard, model: str,
-) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]]:
+) -> dict[str, tuple[RetrieveFn | None, ContextStyle, bool]]:
     """Each named condition's retriever, snippet style and line-start rule.
 
-    The rule is whether snippets are shown where nothing is typed on the line yet (``None``:
-    as the server does for the base model). The served ``pilotfish`` retrieves as ``Runtime``
-    serves ``model`` (the registry's ``served_retrieval``: similar code only for the 0.5B; led
-    by it, and at line start too, for models that use context everywhere).
+    The rule is whether snippets are shown where nothing is typed on the line yet (served: yes,
+    since session 11). The served ``pilotfish`` retrieves as ``Runtime`` serves ``model`` (the
+    registry's ``served_retrieval``: similar code only for the 0.5B; led by it for the others).
     """
 
     def pilotfish(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget)
 
     policy = served_retrieval(model)
-    everywhere = context_everywhere(model)
 
     def served(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget, similar_code=policy.similar_code,
@@ -307,14 +306,15 @@ def conditions_for(
     def similar(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
         return service.retrieve(ctx, budget_tokens=budget, similar_code=True)
 
-    table: dict[str, tuple[RetrieveFn | None, ContextStyle, bool | None]] = {
-        "in-file": (None, "repo", None),
+    table: dict[str, tuple[RetrieveFn | None, ContextStyle, bool]] = {
+        "in-file": (None, "repo", True),
         "jaccard": (jaccard, "repo", True),  # the Copilot-style baseline: always on
         "jaccard-comments": (jaccard, "comments", True),
-        "pilotfish": (served, policy.context_style, True if everywhere else None),
-        "pilotfish-comments-served": (served, "comments", True if everywhere else None),
-        "pilotfish-repo-served": (served, "repo", True if everywhere else None),
-        "pilotfish-served-everywhere": (served, policy.context_style, True),
+        "pilotfish": (served, policy.context_style, True),
+        "pilotfish-comments-served": (served, "comments", True),
+        "pilotfish-repo-served": (served, "repo", True),
+        # Served before session 11 to the 0.5B: nothing shown where nothing is typed.
+        "pilotfish-not-at-line-start": (served, policy.context_style, False),
         "pilotfish-always": (pilotfish, "repo", True),
         "pilotfish-comments": (pilotfish, "comments", True),
         "pilotfish-defs": (definitions_only(pilotfish), "repo", True),

@@ -18,7 +18,7 @@ from .engine.engine import CompletionEngine
 from .engine.templates import ContextStyle
 from .hover import Explainer, HoverResult
 from .indexing import IndexService
-from .models.registry import ServedRetrieval, context_everywhere, served_retrieval
+from .models.registry import ServedRetrieval, served_retrieval
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,6 @@ class Runtime:
         elif repo_root is not None and self.data_dir is not None and settings.index.enable:
             self.index = IndexService(repo_root, self.data_dir, settings.index)
         self._engine: CompletionEngine | None = None
-        # Models that use context everywhere get it at line start too, led by similar code;
-        # the others (the 0.5B) only once something is typed, or with an adapter.
-        self.context_everywhere = context_everywhere(settings.model.name)
         self._engine_error: str | None = None
         self._load_lock = threading.Lock()
         self.load_seconds: float | None = None
@@ -74,7 +71,6 @@ class Runtime:
                 self._engine = CompletionEngine(
                     generator, self.settings.completion, self._retrieve if self.index else None,
                     context_style=self._served_style,
-                    context_at_line_start=True if self.context_everywhere else None,
                 )
                 self.load_seconds = time.monotonic() - started
                 self._engine_error = None

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..lsp_server.engine.context import CompletionRequest
-from ..lsp_server.engine.engine import CompletionEngine, RetrieveFn
+from ..lsp_server.engine.engine import CompletionEngine
 from ..lsp_server.engine.generate import Generator
-from ..lsp_server.models.registry import context_everywhere
+from ..lsp_server.models.registry import served_retrieval
 from ..lsp_server.settings import CompletionSettings
 from .examples import EvalCase
 from .progress import Event
+from .retrieval import Retrievers
 
 log = logging.getLogger(__name__)
 
@@ -173,30 +174,35 @@ def evaluate(
     adapter: Path | None,
     *,
     root: Path,
-    retrieve: RetrieveFn | None,
+    retrievers: Retrievers | None,
     settings: CompletionSettings,
     threshold: float = 0.0,
     seed: int = 0,
     report: Callable[[Event], None] = lambda e: None,
 ) -> EvalReport:
-    """Score the four conditions (two without a retriever) and decide whether to promote."""
+    """Score the four conditions (two without a retriever) and decide whether to promote.
+
+    Each condition is served as the server would serve it (the registry's ``served_retrieval``):
+    the base model with its own retrieval and snippet format, the adapter with what it was
+    trained on. ``retrievers`` makes the retriever for each.
+    """
     result = EvalReport(cases=len(cases))
     plan: list[tuple[str, Path | None, bool]] = [("base", None, False)]
-    if retrieve is not None:
+    if retrievers is not None:
         plan.append(("base+retrieval", None, True))
     if adapter is not None:
         plan.append(("adapter", adapter, False))
-        if retrieve is not None:
+        if retrievers is not None:
             plan.append(("adapter+retrieval", adapter, True))
     current: Path | None = None
     for name, wanted, with_retrieval in plan:
         if wanted != current:
             generator.set_adapter(wanted)
             current = wanted
-        # Context at line start as the server serves this model (Runtime), or with an adapter.
-        everywhere = context_everywhere(generator.model_id)
-        engine = CompletionEngine(generator, settings, retrieve if with_retrieval else None,
-                                  context_at_line_start=True if everywhere else None)
+        policy = served_retrieval(generator.model_id, adapter=wanted is not None)
+        retrieve = retrievers(policy) if retrievers is not None and with_retrieval else None
+        engine = CompletionEngine(generator, settings, retrieve,
+                                  context_style=policy.context_style)
         predictions = run_condition(engine, cases, root, report, name)
         result.predictions[name] = predictions
         result.scores[name] = [score(p, c.target) for p, c in zip(predictions, cases, strict=True)]

@@ -15,11 +15,10 @@ from typing import Any
 import git
 
 from ..lsp_server import adapters
-from ..lsp_server.engine.engine import RetrieveFn
 from ..lsp_server.engine.generate import Generator
 from ..lsp_server.engine.prompt import PromptBudget
 from ..lsp_server.engine.templates import FimTemplate, template_for
-from ..lsp_server.models.registry import context_everywhere
+from ..lsp_server.models.registry import served_retrieval
 from ..lsp_server.models.resolve import ResolvedModel, resolve_model
 from ..lsp_server.paths import repo_data_dir
 from ..lsp_server.settings import CompletionSettings
@@ -30,7 +29,7 @@ from .examples import EvalCase, Example, MiningStats, PromptMaker, Split, mine, 
 from .export import build_manifest, export_adapter, model_sha256, write_gguf_lora
 from .history import Commit, RepoError, first_parent_commits, open_repo, remote_url
 from .progress import Event, Reporter
-from .retrieval import checkout_snapshot, code_index_retriever
+from .retrieval import Retrievers, checkout_snapshot, code_index_retrievers
 from .train import train
 
 log = logging.getLogger(__name__)
@@ -102,7 +101,7 @@ class Workspace:
     examples: list[Example]
     cases: list[EvalCase]
     snapshot: Path
-    retrieve: RetrieveFn | None
+    retrievers: Retrievers | None
     stats: dict[str, Any]
     commits: dict[str, Any]
 
@@ -118,7 +117,7 @@ def prepare(
         snapshot = Path(meta["snapshot"])
         if not snapshot.is_dir():
             checkout_snapshot(repo, meta["split"], snapshot)
-        retrieve = _retriever(config, snapshot, run_dir)
+        retrievers = _retrievers(config, snapshot, run_dir)
         report(Event(stage="mine", message="reusing the mined data of the interrupted run"))
         return Workspace(
             run_dir=run_dir,
@@ -127,7 +126,7 @@ def prepare(
             examples=load_examples(run_dir / "examples.jsonl"),
             cases=load_cases(run_dir / "eval.jsonl"),
             snapshot=snapshot,
-            retrieve=retrieve,
+            retrievers=retrievers,
             stats=meta["stats"],
             commits=meta["commits"],
         )
@@ -147,7 +146,9 @@ def prepare(
     )
     # The checkout is named like the repository: prompts carry the repository's name.
     snapshot = checkout_snapshot(repo, split.split_sha, snapshot_parent / root.name)
-    retrieve = _retriever(config, snapshot, run_dir)
+    retrievers = _retrievers(config, snapshot, run_dir)
+    # Training prompts hold what an adapter is served: definitions, as the registry says.
+    retrieve = retrievers(served_retrieval(config.model, adapter=True)) if retrievers else None
     maker = PromptMaker(
         root=snapshot,
         template=base.template,
@@ -193,7 +194,7 @@ def prepare(
         examples=examples,
         cases=cases,
         snapshot=snapshot,
-        retrieve=retrieve,
+        retrievers=retrievers,
         stats=meta["stats"],
         commits=commit_info,
     )
@@ -213,12 +214,10 @@ def _commit_info(split: Split) -> dict[str, Any]:
     }
 
 
-def _retriever(config: TrainConfig, snapshot: Path, run_dir: Path) -> RetrieveFn | None:
+def _retrievers(config: TrainConfig, snapshot: Path, run_dir: Path) -> Retrievers | None:
     if not config.retrieval or config.retrieval_tokens <= 0:
         return None
-    return code_index_retriever(
-        snapshot, run_dir / "index", similar_code=context_everywhere(config.model)
-    )
+    return code_index_retrievers(snapshot, run_dir / "index")
 
 
 def split_validation(examples: list[Example], n: int) -> tuple[list[Example], list[Example]]:
@@ -288,7 +287,7 @@ def run_train(config: TrainConfig, report: Reporter) -> int:
             **ws.stats,
             "train_examples": len(items),
             "validation_examples": len(val_items),
-            "retrieval": ws.retrieve is not None,
+            "retrieval": ws.retrievers is not None,
         },
         training=train_summary,
         metrics=evaluation.to_json(),
@@ -367,7 +366,7 @@ def _evaluate(
         generator,
         adapter,
         root=ws.snapshot,
-        retrieve=ws.retrieve,
+        retrievers=ws.retrievers,
         settings=completion_settings(config),
         threshold=config.threshold,
         seed=config.seed,
@@ -403,7 +402,7 @@ def run_eval(config: TrainConfig, adapter_name: str, report: Reporter) -> int:
     )
     run_dir.mkdir(parents=True, exist_ok=True)
     snapshot = checkout_snapshot(repo, split_sha, run_dir / "snapshot" / root.name)
-    retrieve = _retriever(config, snapshot, run_dir)
+    retrievers = _retrievers(config, snapshot, run_dir)
     cfg = dataclasses.replace(config, random_spans_per_file=0)
     maker = PromptMaker(
         root=snapshot,
@@ -421,7 +420,7 @@ def run_eval(config: TrainConfig, adapter_name: str, report: Reporter) -> int:
         examples=[],
         cases=cases,
         snapshot=snapshot,
-        retrieve=retrieve,
+        retrievers=retrievers,
         stats={},
         commits={},
     )

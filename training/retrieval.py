@@ -13,11 +13,12 @@ import git
 
 from ..code_index.types import CursorContext, Snippet
 from ..lsp_server.engine.engine import RetrieveFn
+from ..lsp_server.models.registry import ServedRetrieval
 
 log = logging.getLogger(__name__)
 
-RetrieverFactory = Callable[[Path, Path], RetrieveFn | None]
-"""Builds a retriever over a checkout (first path) with its index in a data folder (second)."""
+Retrievers = Callable[[ServedRetrieval], RetrieveFn]
+"""One index's retriever for each way a model is served (base model, or with an adapter)."""
 
 
 def checkout_snapshot(repo: git.Repo, sha: str, dest: Path) -> Path:
@@ -39,14 +40,13 @@ def without_path(retrieve: RetrieveFn, path: str) -> RetrieveFn:
     return wrapped
 
 
-def code_index_retriever(
-    root: Path, data_dir: Path, *, similar_code: bool = False
-) -> RetrieveFn | None:
-    """The server's retriever (``code_index``) over ``root``; ``None`` if it is not available.
+def code_index_retrievers(root: Path, data_dir: Path) -> Retrievers | None:
+    """The server's retrieval (``code_index``) over ``root``; ``None`` if it is not available.
 
     Embeddings are left off so that training does not need the embedding model; symbol and
-    lexical retrieval are what the server falls back to as well. ``similar_code`` as the server
-    sets it for the model (``context_everywhere``), so prompts match what is served.
+    lexical retrieval are what the server falls back to as well. Each retriever retrieves as
+    the server does for the policy it is made for (the registry's ``served_retrieval``), so
+    prompts match what is served.
     """
     try:
         from ..code_index import indexer
@@ -62,10 +62,14 @@ def code_index_retriever(
         log.exception("building the index of %s failed; prompts use in-file context only", root)
         return None
 
-    def retrieve(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
-        return index.retrieve(ctx, budget_tokens=budget, similar_code=similar_code)
+    def retriever(policy: ServedRetrieval) -> RetrieveFn:
+        def retrieve(ctx: CursorContext, budget: int) -> Sequence[Snippet]:
+            return index.retrieve(ctx, budget_tokens=budget, similar_code=policy.similar_code,
+                                  only_similar=policy.only_similar)
 
-    return retrieve
+        return retrieve
+
+    return retriever
 
 
 def _index_config(config_type: Any) -> Any:

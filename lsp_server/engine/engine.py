@@ -119,7 +119,7 @@ class CompletionEngine:
         *,
         cache_size: int = 256,
         context_style: ContextStyle | Callable[[], ContextStyle] = "repo",
-        context_at_line_start: bool | None = None,
+        context_at_line_start: bool = True,
     ) -> None:
         template = template_for(generator.has_token)
         if template is None:
@@ -133,8 +133,7 @@ class CompletionEngine:
         # How snippets are shown, or a function that says it per request (the server's: the
         # model's format, or the repository-level one an adapter was trained on).
         self.context_style: ContextStyle | Callable[[], ContextStyle] = context_style
-        # Retrieved context where nothing is typed on the line yet: None means only when an
-        # adapter (trained with it there) is served (the server passes the model's policy).
+        # Retrieved context where nothing is typed on the line yet (served to every model).
         self.context_at_line_start = context_at_line_start
         self._cache: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._cache_size = cache_size
@@ -211,14 +210,10 @@ class CompletionEngine:
         budget = PromptBudget(
             infile_tokens=self.settings.context_tokens,
             retrieval_tokens=self.settings.retrieval_tokens,
-            context_at_line_start=(
-                self.generator.adapter is not None
-                if self.context_at_line_start is None
-                else self.context_at_line_start
-            ),
+            context_at_line_start=self.context_at_line_start,
         )
         snippets: Sequence[Snippet] = ()
-        # No retrieval where the prompt would not show it (the start of a line, base model).
+        # No retrieval where the prompt would not show it (the start of a line, when told so).
         if (self.retrieve is not None and self.settings.retrieval_tokens > 0
                 and shows_context(ctx, budget)):
             try:

@@ -27,12 +27,10 @@ class Bundle:
     size: int
     sha256: str
     description: str
-    context_everywhere: bool = True
-    """Whether retrieved context helps this model even where nothing is typed on the line yet,
-    led by the most similar window of other code (measured: BENCHMARKS.md, "Completion
-    quality"; off for the 0.5B, which did better from its file alone there with fixed windows;
-    with aligned ones it did better with them, session 10: turning it on also moves an
-    adapter's retrieval and training, see ``served_retrieval`` and ``training.pipeline``)."""
+    similar_code_first: bool = True
+    """Where this model (or its adapter) is shown definitions, whether the windows of other code
+    most like the cursor's lines lead them (measured: BENCHMARKS.md, "Completion quality"). Off
+    for the 0.5B: its adapters are trained, and served, with definitions first."""
     definitions_in_prompt: bool = True
     """Whether definitions and API outlines help this model once something is typed on the
     line. False: it is shown only the windows of other code more like the cursor's lines than
@@ -70,7 +68,7 @@ BUNDLES: dict[str, Bundle] = {
             size=491_400_064,
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             description="Qwen2.5-Coder-0.5B-Instruct, GGUF Q4_K_M (default on CPU)",
-            context_everywhere=False,
+            similar_code_first=False,
             definitions_in_prompt=False,
             context_style="comments",
         ),
@@ -104,7 +102,7 @@ def definitions_in_prompt(model: str) -> bool:
 class ServedRetrieval:
     """The retrieval options a model is served with (``Index.retrieve``'s flags)."""
 
-    similar_code: bool  # similar code leads (models that use context everywhere)
+    similar_code: bool  # similar code leads the definitions
     only_similar: bool  # similar code alone (models that definitions cost)
     context_style: ContextStyle = "repo"  # how the snippets are shown
 
@@ -112,16 +110,18 @@ class ServedRetrieval:
 def served_retrieval(model: str, *, adapter: bool = False) -> ServedRetrieval:
     """How ``model`` is served; with an adapter, what it was trained on.
 
-    That is definitions, in the repository-level format (what ``training`` builds).
+    That is definitions, in the repository-level format (what ``training`` builds). Every model
+    is shown its context at the start of a line too (for the 0.5B's windows: 24 exact lines of
+    104 there against 12 for its file alone; BENCHMARKS.md, "Completion quality", session 10).
     """
     bundle = BUNDLES.get(model)
     style: ContextStyle = bundle.context_style if bundle and not adapter else "repo"
-    return ServedRetrieval(similar_code=context_everywhere(model),
+    return ServedRetrieval(similar_code=similar_code_first(model),
                            only_similar=not definitions_in_prompt(model) and not adapter,
                            context_style=style)
 
 
-def context_everywhere(model: str) -> bool:
-    """The bundle's ``context_everywhere`` (other models: yes, as larger models use context)."""
+def similar_code_first(model: str) -> bool:
+    """The bundle's ``similar_code_first`` (other models: yes, as larger models use it best)."""
     bundle = BUNDLES.get(model)
-    return bundle.context_everywhere if bundle else True
+    return bundle.similar_code_first if bundle else True

@@ -127,7 +127,7 @@ def test_prompts_longer_than_the_context_keep_their_end(tiny_model_dir: Path) ->
 # -- engine: cache, typing-through, anchors ---------------------------------------------------
 
 
-def test_base_model_gets_no_context_at_line_start_adapters_do(
+def test_context_at_line_start_is_shown_unless_turned_off(
     generator: TransformersGenerator,
 ) -> None:
     from pilotfish.code_index.types import Snippet
@@ -141,17 +141,17 @@ def test_base_model_gets_no_context_at_line_start_adapters_do(
         return [snippet]
 
     engine = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve)
-    blank = engine.prepare(at_end("import os\n\ndef f():\n    "))
-    assert not asked  # nothing to show: retrieval is not even run
-    typed = engine.prepare(at_end("import os\n\ndef f():\n    x = ", key="other"))
+    shown = engine.prepare(at_end("import os\n\ndef f():\n    "))
+    assert isinstance(shown, Pending) and shown.prompt.snippets and len(asked) == 1
+    off = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve,
+                           context_at_line_start=False)
+    blank = off.prepare(at_end("import os\n\ndef f():\n    ", key="other"))
+    assert len(asked) == 1  # nothing to show: retrieval is not even run
+    typed = off.prepare(at_end("import os\n\ndef f():\n    x = ", key="third"))
     assert isinstance(blank, Pending) and isinstance(typed, Pending)
-    assert not blank.prompt.snippets and typed.prompt.snippets and len(asked) == 1
-    forced = CompletionEngine(generator, CompletionSettings(max_tokens=2), retrieve,
-                              context_at_line_start=True)
-    shown = forced.prepare(at_end("import os\n\ndef f():\n    ", key="third"))
-    assert isinstance(shown, Pending) and shown.prompt.snippets
+    assert not blank.prompt.snippets and typed.prompt.snippets and len(asked) == 2
     # The reason travels with the completion (``complete --json``, explainCompletion).
-    done = engine.run(blank, threading.Event())
+    done = off.run(blank, threading.Event())
     assert done.to_json()["context"] == blank.prompt.context_note
     assert str(done.to_json()["context"]).startswith("none: nothing is typed on this line")
     no_index = CompletionEngine(generator, CompletionSettings(max_tokens=2), None)

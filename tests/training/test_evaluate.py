@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from pilotfish.lsp_server.engine.generate import Generation, GenerationRequest
+from pilotfish.lsp_server.models.registry import ServedRetrieval, served_retrieval
 from pilotfish.lsp_server.settings import CompletionSettings
 from pilotfish.training.evaluate import (
     bootstrap_difference,
@@ -106,18 +107,21 @@ def _cases() -> list[EvalCase]:
 def test_gate_promotes_an_adapter_that_wins_and_reports(tmp_path: Path) -> None:
     cases = _cases()
     gen = ScriptedGenerator({f"def f{i}(x)": f"return x * {i}" for i in range(12)})
-    seen_snippets: list[int] = []
+    seen: list[ServedRetrieval] = []
 
-    def retrieve(ctx, budget):
-        seen_snippets.append(budget)
-        return []
+    def retrievers(policy: ServedRetrieval):
+        def retrieve(ctx, budget):
+            seen.append(policy)
+            return []
+
+        return retrieve
 
     result = evaluate(
         cases,
         gen,
         tmp_path / "adapter-x",
         root=tmp_path,
-        retrieve=retrieve,
+        retrievers=retrievers,
         settings=CompletionSettings(skip_inside_word=False),
     )
     assert set(result.conditions) == {"base", "base+retrieval", "adapter", "adapter+retrieval"}
@@ -125,9 +129,10 @@ def test_gate_promotes_an_adapter_that_wins_and_reports(tmp_path: Path) -> None:
     assert result.conditions["adapter+retrieval"]["exact_match"] == 100.0
     assert result.gate["passed"] is True
     assert result.gate["compared"] == ["base+retrieval", "adapter+retrieval"]
-    # Only +retrieval conditions retrieve, and at the start of a line (every case here) only with
-    # the adapter: the base model is served without context there, so it is measured so too.
-    assert len(seen_snippets) == len(cases)
+    # Only +retrieval conditions retrieve, each as it is served, at line start too (every case
+    # here): the base model its own way, the adapter what it was trained on.
+    assert seen == [served_retrieval(gen.model_id)] * len(cases) + [
+        served_retrieval(gen.model_id, adapter=True)] * len(cases)
     assert gen.adapter is None  # left as found
     files = write_report(
         tmp_path / "r",
@@ -148,7 +153,7 @@ def test_gate_refuses_an_adapter_that_does_not_help(tmp_path: Path) -> None:
         gen,
         tmp_path / "a",
         root=tmp_path,
-        retrieve=None,
+        retrievers=None,
         settings=CompletionSettings(skip_inside_word=False),
     )
     assert set(result.conditions) == {"base", "adapter"}
@@ -156,18 +161,21 @@ def test_gate_refuses_an_adapter_that_does_not_help(tmp_path: Path) -> None:
     assert "no retriever" in result.gate["reason"]
 
 
-def test_a_model_that_uses_context_everywhere_is_measured_with_it_at_line_start(
-    tmp_path: Path,
-) -> None:
-    cases = _cases()
+def test_each_condition_is_shown_snippets_in_its_served_format(tmp_path: Path) -> None:
+    from pilotfish.code_index.types import Snippet
+
+    cases = _cases()[:2]
     gen = ScriptedGenerator({})
-    gen.model_id = "qwen2.5-coder-1.5b"  # type: ignore[misc]
-    seen: list[int] = []
-
-    def retrieve(ctx, budget):
-        seen.append(budget)
-        return []
-
-    evaluate(cases, gen, None, root=tmp_path, retrieve=retrieve,  # type: ignore[arg-type]
+    snippet = Snippet(path=str(tmp_path / "lib.py"), start_line=1, end_line=1,
+                      text="def helper_area(r):\n    return r * r\n", score=1.0,
+                      source="similar", reason="t")
+    evaluate(cases, gen, tmp_path / "adapter-x", root=tmp_path,
+             retrievers=lambda policy: lambda ctx, budget: [snippet],
              settings=CompletionSettings(skip_inside_word=False))
-    assert len(seen) == len(cases)  # base+retrieval retrieves at line start, as served
+    # base, base+retrieval, adapter, adapter+retrieval: two prompts each.
+    with_snippets = [p for p in gen.prompts if "helper_area" in p]
+    assert len(gen.prompts) == 8 and len(with_snippets) == 4
+    base, adapted = with_snippets[:2], with_snippets[2:]
+    # The 0.5B is served its snippets as comments; its adapter, in the repository-level format.
+    assert all("# def helper_area(r):" in p and "<|file_sep|>" not in p for p in base), base[0]
+    assert all("<|file_sep|>" in p for p in adapted), adapted[0]

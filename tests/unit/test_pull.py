@@ -117,13 +117,14 @@ def test_registry_pins_the_published_hashes() -> None:
     assert BUNDLES["qwen2.5-coder-1.5b"].parts[9].member.endswith("part10.bin")
 
 
-def test_context_policy_per_model() -> None:
-    """The 0.5B completes better from its file alone at line start (BENCHMARKS.md); others not."""
-    from pilotfish.lsp_server.models.registry import context_everywhere
+def test_similar_code_policy_per_model() -> None:
+    """The 0.5B's adapters are trained with definitions first; other models get similar code
+    first (BENCHMARKS.md)."""
+    from pilotfish.lsp_server.models.registry import similar_code_first
 
-    assert context_everywhere("qwen2.5-coder-0.5b") is False
-    assert context_everywhere("qwen2.5-coder-1.5b") is True
-    assert context_everywhere("/models/some-other.gguf") is True
+    assert similar_code_first("qwen2.5-coder-0.5b") is False
+    assert similar_code_first("qwen2.5-coder-1.5b") is True
+    assert similar_code_first("/models/some-other.gguf") is True
 
 
 def test_definitions_policy_per_model() -> None:
