@@ -1,6 +1,14 @@
 """Latency benchmark: a real stdlib module typed into the real server over LSP, llama.cpp beside it.
 
 Run:  python benchmarks/latency.py --module textwrap --start-line 120 --lines 12
+      python benchmarks/latency.py --repo DIR --file REL --start-line 120 --lines 12 \
+          [--retrieval-tokens 0]
+
+With ``--repo`` the block is typed into a file of a copy of that repository, with the index on
+(no embeddings: the default 0.5B is served similar code, which needs none) and retrieval as
+served (``--retrieval-tokens 0`` turns it off: the side-by-side baseline); the server indexes
+the copy before typing starts, and the report says how often the snippets shown changed from
+one model run to the next (each change puts new text at the top of the prompt).
 
 1. Starts ``pilotfish serve`` and opens a copy of the module with a block of lines removed.
 2. Types that block back at human speed (seeded gaps, longer after spaces and newlines, the
@@ -139,15 +147,16 @@ async def drive_server(
     )
     options = {
         "model": {"name": args.model, "backend": args.backend, "threads": args.threads},
-        "index": {"enable": False},
+        "index": {"enable": args.repo is not None, "embeddings": False},
+        "dataDir": str(args.workdir / "data"),
         "completion": {
             "contextTokens": args.context_tokens,
-            "retrievalTokens": 0,
+            "retrievalTokens": args.retrieval_tokens,
             "debounceMs": args.debounce_ms,
             "debounceMaxMs": args.debounce_max_ms,
         },
     }
-    root = trace.path.parent.as_uri()
+    root = (args.workdir / "repo" if args.repo else trace.path.parent).as_uri()
     await client.call(
         "initialize",
         {
@@ -174,6 +183,17 @@ async def drive_server(
             raise SystemExit(f"server could not load the model: {status['error']}")
         await asyncio.sleep(0.2)
     load_s = time.perf_counter() - load_started
+    index_s = 0.0
+    if args.repo is not None:  # type into an indexed repository, as a user would
+        index_started = time.perf_counter()
+        while not (status.get("index") or {}).get("ready"):
+            if (status.get("index") or {}).get("error"):
+                raise SystemExit(f"the index failed: {status['index']['error']}")
+            await asyncio.sleep(0.5)
+            status = await client.call(
+                "workspace/executeCommand", {"command": "pilotfish.status", "arguments": []}
+            )
+        index_s = time.perf_counter() - index_started
 
     # Warm-up: the first completion at the cursor, as when the file is opened and the cursor
     # placed; it pays the cold prefill and is reported on its own.
@@ -243,6 +263,7 @@ async def drive_server(
         "status": status,
         "peak_rss_mb": rss,
         "load_s": round(load_s, 1),
+        "index_s": round(index_s, 1),
         "typing_s": round(typing_s, 1),
         "first_request_ms": round(first_ms, 1),
     }
@@ -258,6 +279,7 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
     tokens_per_s: list[float] = []
     prompt_tokens: list[float] = []
     reused_tokens: list[float] = []
+    snippet_sets: list[tuple[str, ...]] = []
     for k in answered:
         assert k.sent is not None and k.sent.answered is not None
         source = (k.explain or {}).get("source", "empty")
@@ -266,6 +288,9 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
             for stage, ms in k.explain["timings"].items():
                 stages.setdefault(stage, []).append(ms)
             prompt_tokens.append(k.explain["prompt_tokens"])
+            snippet_sets.append(tuple(
+                f"{x['path']}:{x['start_line']}-{x['end_line']}"
+                for x in k.explain.get("snippets", [])))
             reused_tokens.append(k.explain["reused_tokens"])
             decode = k.explain["timings"].get("decode", 0)
             if decode > 0 and k.explain["new_tokens"] > 1:
@@ -286,9 +311,13 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
         "decode_tokens_per_s_p50": pct(tokens_per_s, 0.5),
         "model_prompt_tokens_p50": pct(prompt_tokens, 0.5),
         "model_reused_tokens_p50": pct(reused_tokens, 0.5),
+        # How often the model was shown snippets, and shown other ones than the run before.
+        "model_runs_with_snippets": sum(1 for x in snippet_sets if x),
+        "snippets_changed": sum(1 for a, b in zip(snippet_sets, snippet_sets[1:]) if a != b),
         "engine": completions,
         "peak_rss_mb": server["peak_rss_mb"],
         "load_s": server["load_s"],
+        "index_s": server["index_s"],
         "first_request_ms": server["first_request_ms"],
         "typing_s": server["typing_s"],
     }
@@ -460,6 +489,11 @@ def main() -> None:
     parser.add_argument("--backend", default="llamacpp")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--context-tokens", type=int, default=1536)
+    parser.add_argument("--repo", type=Path, default=None,
+                        help="type into a file of (a copy of) this repository, index on")
+    parser.add_argument("--file", default=None, help="with --repo: the file typed, relative")
+    parser.add_argument("--retrieval-tokens", type=int, default=None,
+                        help="default: 384 with --repo (as served), else 0")
     parser.add_argument("--debounce-ms", type=int, default=60)
     parser.add_argument("--debounce-max-ms", type=int, default=200)
     parser.add_argument("--replay", type=int, default=40, help="model-served states replayed warm")
@@ -467,10 +501,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
 
-    module = import_module(args.module)
-    source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
     args.workdir = Path(tempfile.mkdtemp(prefix="engine-bench-"))
-    path = args.workdir / Path(inspect.getfile(module)).name
+    if args.repo is not None:
+        if not args.file:
+            parser.error("--repo needs --file")
+        shutil.copytree(args.repo, args.workdir / "repo", ignore=shutil.ignore_patterns(".git"))
+        path = args.workdir / "repo" / args.file
+        source = path.read_text(encoding="utf-8")
+    else:
+        module = import_module(args.module)
+        source = Path(inspect.getfile(module)).read_text(encoding="utf-8")
+        path = args.workdir / Path(inspect.getfile(module)).name
+    if args.retrieval_tokens is None:
+        args.retrieval_tokens = 384 if args.repo is not None else 0
     initial, edits, gaps = build_trace(
         source, args.start_line, args.lines, args.seed, args.speed, args.append
     )
@@ -485,7 +528,9 @@ def main() -> None:
         "command": " ".join(sys.argv),
         "machine": f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end",
         "trace": {
-            "module": args.module,
+            "module": args.file if args.repo else args.module,
+            "repo": str(args.repo) if args.repo else None,
+            "retrieval_tokens": args.retrieval_tokens,
             "start_line": args.start_line,
             "lines": args.lines,
             "chars": sum(len(e[3]) for e in edits),

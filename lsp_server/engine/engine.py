@@ -22,6 +22,7 @@ from .context import CompletionRequest, build_context, wants_multiline
 from .generate import Generation, GenerationRequest, Generator
 from .postprocess import PostContext, postprocess
 from .prefilter import PrefilterOptions, skip_reason
+from .sticky import Shown, sticky_snippets
 from .prompt import (
     Prompt,
     PromptBudget,
@@ -139,6 +140,7 @@ class CompletionEngine:
         self._cache_size = cache_size
         self._shown: dict[str, _Shown] = {}
         self._anchors: dict[str, int] = {}
+        self._snippets: dict[str, Shown] = {}  # per document: what its prompts show (sticky.py)
         self._recent: OrderedDict[str, Completion] = OrderedDict()
         self._lock = threading.Lock()
         self.count_tokens = TokenCounter(generator.count_tokens)
@@ -220,6 +222,7 @@ class CompletionEngine:
                 snippets = self.retrieve(ctx, self.settings.retrieval_tokens)
             except Exception:  # retrieval must never cost the user a completion
                 log.exception("retrieval failed; completing with in-file context only")
+            snippets = self._sticky(request.document_key, ctx.line, snippets)
         t = lap("retrieval", t)
 
         ctx_for_prompt = self._anchor(request.document_key, ctx, budget)
@@ -311,6 +314,15 @@ class CompletionEngine:
             prompt=pending.prompt,
         )
         return self._finish(completion, pending.request, pending.ctx, pending.started)
+
+    def _sticky(self, key: str, line: int, retrieved: Sequence[Snippet]) -> Sequence[Snippet]:
+        """The snippets to show: the document's last ones while they still fit (sticky.py)."""
+        if not key:
+            return retrieved
+        with self._lock:
+            shown = sticky_snippets(self._snippets.get(key), line, retrieved)
+            self._snippets[key] = shown
+        return shown.snippets
 
     def _anchor(self, key: str, ctx: CursorContext, budget: PromptBudget) -> CursorContext:
         """The context with its prefix cut at the document's sticky anchor (see anchor.py)."""
