@@ -5,8 +5,8 @@ prefix: a snippet set that differs from the previous request's makes the model e
 whole prompt again (about 1,300 tokens, seconds on a CPU core). Retrieval changes its answer
 while a user types: the window of other code most like the cursor's lines is placed by what is
 typed, and moves a line down with every line written. Typing 14 lines of a real file, the
-snippets changed 36 times in 679 keystrokes, and over LSP the editor was shown 2 model answers
-instead of 27 without retrieval (BENCHMARKS.md, session 11).
+snippets changed 36 times in 679 keystrokes, and over LSP the editor was shown 2 or 3 model
+answers instead of 27 without retrieval; with this module, 17 to 29 (BENCHMARKS.md, session 11).
 
 So a document keeps the snippets it was last shown while the cursor stays within ``reach``
 lines of where they were retrieved, as long as the new retrieval's best snippet is one of them
