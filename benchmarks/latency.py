@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import random
@@ -313,7 +314,7 @@ def summarize_lsp(trace: Trace, server: dict[str, Any]) -> dict[str, Any]:
         "model_reused_tokens_p50": pct(reused_tokens, 0.5),
         # How often the model was shown snippets, and shown other ones than the run before.
         "model_runs_with_snippets": sum(1 for x in snippet_sets if x),
-        "snippets_changed": sum(1 for a, b in zip(snippet_sets, snippet_sets[1:]) if a != b),
+        "snippets_changed": sum(1 for a, b in itertools.pairwise(snippet_sets) if a != b),
         "engine": completions,
         "peak_rss_mb": server["peak_rss_mb"],
         "load_s": server["load_s"],

@@ -22,7 +22,6 @@ from .context import CompletionRequest, build_context, wants_multiline
 from .generate import Generation, GenerationRequest, Generator
 from .postprocess import PostContext, postprocess
 from .prefilter import PrefilterOptions, skip_reason
-from .sticky import Shown, sticky_snippets
 from .prompt import (
     Prompt,
     PromptBudget,
@@ -31,6 +30,7 @@ from .prompt import (
     restore_trailing_space,
     shows_context,
 )
+from .sticky import Shown, sticky_snippets
 from .templates import ContextStyle, FimTemplate, template_for
 
 log = logging.getLogger(__name__)
